@@ -1,0 +1,3 @@
+// work in progress
+#include <benchmark/benchmark.h>
+BENCHMARK_MAIN();

@@ -1,0 +1,196 @@
+// icmpengine::engine: ICMP echo over io_uring, driven by C++20 coroutines.
+#pragma once
+
+#include <icmpengine/export.hpp>
+#include <icmpengine/ip_address.hpp>
+#include <icmpengine/ping_result.hpp>
+#include <icmpengine/task.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+namespace icmpengine {
+
+/// Which kind of ICMP socket the engine opens.
+enum class socket_mode : std::uint8_t {
+    /// Datagram ("ping") sockets; if the kernel refuses them (the group is
+    /// outside net.ipv4.ping_group_range) and the process has CAP_NET_RAW,
+    /// raw sockets instead.
+    automatic,
+    /// Only SOCK_DGRAM / IPPROTO_ICMP(V6): no privileges, the kernel owns the
+    /// echo identifier and hands this socket only its own replies.
+    datagram,
+    /// Only SOCK_RAW: needs CAP_NET_RAW; the engine sets and filters the echo
+    /// identifier itself.
+    raw,
+};
+
+/// Parts of the engine that log, each with its own level.
+enum class log_component : std::uint8_t { sockets, ring, expiry, matching };
+inline constexpr std::size_t log_component_count = 4;
+
+enum class log_level : std::uint8_t { off, error, warn, info, debug, trace };
+
+ICMPENGINE_API std::string_view to_string(log_component c) noexcept;
+ICMPENGINE_API std::string_view to_string(log_level l) noexcept;
+
+/// Logging is off unless a sink is set and a component's level is above off.
+/// A disabled level costs one byte compare on the hot path; messages are
+/// formatted only when they will be delivered.
+struct log_config {
+    std::function<void(log_component, log_level, std::string_view)> sink;
+    std::array<log_level, log_component_count> levels{log_level::off, log_level::off,
+                                                      log_level::off, log_level::off};
+    /// Sets every component to `l`.
+    log_config& all(log_level l) noexcept {
+        levels.fill(l);
+        return *this;
+    }
+    log_config& set(log_component c, log_level l) noexcept {
+        levels[static_cast<std::size_t>(c)] = l;
+        return *this;
+    }
+};
+
+/// Engine-wide settings. The defaults suit anything from one ping to a
+/// fan-out over a million targets.
+struct engine_config {
+    /// io_uring submission queue entries (power of two, 8..32768). The
+    /// completion queue gets four times as many.
+    std::uint32_t queue_depth = 4096;
+    /// Pings in flight at most; beyond it, ping() waits for a free slot
+    /// (backpressure, not failure). 1..16,777,216.
+    std::uint32_t max_in_flight = 1u << 20;
+    /// Echo requests submitted per io_uring_enter at most. Each request's send
+    /// time is taken just before the enter that submits it, so this bounds the
+    /// RTT over-estimate in bursts (about 1-2 us per earlier request in the
+    /// same batch on loopback). 1..queue_depth.
+    std::uint32_t send_batch = 32;
+    /// Provided receive buffers per socket (power of two, 16..32768) and the
+    /// size of each (256..65536 bytes). A reply longer than a buffer still
+    /// matches; its payload is checked as far as it was received.
+    std::uint32_t receive_buffers = 2048;
+    std::uint32_t receive_buffer_size = 2048;
+    /// SO_RCVBUF in bytes; 0 picks one that holds min(max_in_flight, 32768)
+    /// replies (each costs ~832 bytes of kernel memory), at least 1 MiB. Set
+    /// with SO_RCVBUFFORCE when allowed, else capped by net.core.rmem_max.
+    std::uint32_t socket_receive_buffer = 0;
+    /// DSCP (0..63) for IPv4 TOS / IPv6 traffic class; 0 leaves it unset.
+    std::uint8_t dscp = 0;
+    /// TTL / hop limit (1..255); 0 keeps the kernel default.
+    std::uint8_t ttl = 0;
+    /// Sets the Don't-Fragment bit (IPv4) / IPV6_DONTFRAG.
+    bool dont_fragment = false;
+    /// Source addresses to bind per family (unspecified = let the kernel choose).
+    std::optional<ip_address> source_v4;
+    std::optional<ip_address> source_v6;
+    /// Bind both sockets to this interface (SO_BINDTODEVICE); empty = any.
+    std::string interface;
+    socket_mode mode = socket_mode::automatic;
+    /// Test hook from the original engine: drop this fraction (0..1) of echo
+    /// requests instead of sending them. Those pings end as `timeout` with
+    /// ping_result::fake_dropped set. The choice is a seeded PRNG's.
+    double fake_drop_probability = 0.0;
+    std::uint64_t fake_drop_seed = 1;
+    log_config log;
+};
+
+/// Per-ping settings.
+struct ping_options {
+    /// ICMP payload bytes after the 8-byte header (0..65507; 56 like ping).
+    /// At least 16 carry the engine's matching token; with fewer, replies are
+    /// matched by source address and sequence only (see README, "Matching").
+    std::uint32_t payload_size = 56;
+};
+
+/// Counters since the engine was created. They balance at every moment:
+/// sent == replies + timeouts + icmp_errors + send_errors + cancelled + in_flight.
+struct engine_stats {
+    std::uint64_t sent = 0;          ///< pings accepted (each ends exactly once)
+    std::uint64_t replies = 0;       ///< ended as `reply`
+    std::uint64_t timeouts = 0;      ///< ended as `timeout` (including fake drops)
+    std::uint64_t icmp_errors = 0;   ///< ended as unreachable / time_exceeded / ...
+    std::uint64_t send_errors = 0;   ///< ended as `send_error`
+    std::uint64_t cancelled = 0;     ///< ended as `cancelled`
+    std::uint64_t in_flight = 0;     ///< accepted and not yet ended
+    std::uint64_t waiting = 0;       ///< ping() calls waiting for a free slot
+    std::uint64_t fake_dropped = 0;  ///< of `timeouts`, dropped by the test hook
+    std::uint64_t late_replies = 0;  ///< genuine replies to pings already ended (or ICMP errors)
+    std::uint64_t duplicate_replies = 0; ///< further replies to a ping already answered
+    std::uint64_t invalid_packets = 0;   ///< malformed, truncated, forged or mismatching
+    std::uint64_t foreign_packets = 0;   ///< well-formed but not about our requests
+    std::uint64_t receive_overruns = 0;  ///< packets the kernel dropped: socket buffer full
+    std::uint64_t submissions = 0;       ///< io_uring_enter calls that submitted work
+};
+
+namespace detail {
+class engine_core;
+}
+
+/// The ping engine. One per thread: an engine is not thread-safe, by design
+/// (no locks on the hot path); run one engine per thread to use more cores.
+/// Everything happens inside run(): coroutines awaiting pings are resumed
+/// from its loop.
+///
+///     icmpengine::engine eng;
+///     auto r = eng.run(eng.ping(icmpengine::ip_address::parse("::1"), 1s));
+///     std::cout << to_string(r.status) << " " << r.rtt.count() << " ns\n";
+class ICMPENGINE_API engine {
+public:
+    /// Throws std::invalid_argument for an out-of-range setting (naming it).
+    /// Opens nothing: the ring and sockets are created on first use.
+    explicit engine(engine_config config = {});
+    ~engine();
+    engine(const engine&) = delete;
+    engine& operator=(const engine&) = delete;
+
+    /// One echo request to `to`, ending in a reply, a timeout after `timeout`
+    /// (10 us .. days), an ICMP error, a send error or cancellation. Throws
+    /// std::invalid_argument at the call for timeout <= 0 or a payload size
+    /// out of range. Never throws for network failures: those are results.
+    task<ping_result> ping(ip_address to, std::chrono::nanoseconds timeout,
+                           ping_options options = {});
+
+    /// Drives the event loop until `t` completes; returns its value or
+    /// rethrows its exception. Also rethrows the first exception that escaped
+    /// a spawned task.
+    template <typename T>
+    T run(task<T> t) {
+        drive(detail::task_access::handle(t));
+        return detail::task_access::take_result(t);
+    }
+
+    /// Runs `t` in the background, owned by the engine: it progresses while
+    /// run() drives the loop and is finished (its pings cancelled) by stop().
+    void spawn(task<void> t);
+
+    /// Opens the socket for `family` now instead of at the first ping; returns
+    /// why it cannot be opened (e.g. errc::ping_group_range).
+    std::error_code open(ip_family family);
+
+    /// Cancels every ping in flight (each awaiter is resumed once with
+    /// `cancelled`), lets spawned tasks finish, and makes later pings end as
+    /// `cancelled`. Idempotent; the destructor calls it.
+    void stop();
+    bool stopped() const noexcept;
+
+    engine_stats stats() const noexcept;
+    const engine_config& config() const noexcept;
+    /// The socket kind in use for `family` (after it was opened).
+    std::optional<socket_mode> socket_kind(ip_family family) const noexcept;
+
+private:
+    void drive(std::coroutine_handle<> root);
+
+    std::unique_ptr<detail::engine_core> m_core;
+};
+
+} // namespace icmpengine

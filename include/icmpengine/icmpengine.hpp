@@ -1,0 +1,9 @@
+// Everything public in icmpengine.
+#pragma once
+
+#include <icmpengine/engine.hpp>
+#include <icmpengine/errors.hpp>
+#include <icmpengine/ip_address.hpp>
+#include <icmpengine/ping_result.hpp>
+#include <icmpengine/task.hpp>
+#include <icmpengine/when_all.hpp>

@@ -1,0 +1,154 @@
+// icmpengine::task<T>: a lazy, move-only coroutine result.
+#pragma once
+
+#include <coroutine>
+#include <exception>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+namespace icmpengine {
+
+template <typename T = void>
+class task;
+
+namespace detail {
+
+/// Resumes whoever awaited the task, by symmetric transfer, so that long
+/// chains of tasks completing synchronously do not grow the stack.
+struct final_awaiter {
+    bool await_ready() const noexcept { return false; }
+    template <typename Promise>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) noexcept {
+        return h.promise().m_continuation;
+    }
+    void await_resume() const noexcept {}
+};
+
+struct promise_base {
+    std::suspend_always initial_suspend() const noexcept { return {}; }
+    final_awaiter final_suspend() const noexcept { return {}; }
+
+    std::coroutine_handle<> m_continuation = std::noop_coroutine();
+};
+
+template <typename T>
+struct task_promise final : promise_base {
+    task<T> get_return_object() noexcept;
+    template <typename U>
+        requires std::is_convertible_v<U&&, T>
+    void return_value(U&& value) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
+        m_result.template emplace<1>(std::forward<U>(value));
+    }
+    void unhandled_exception() noexcept { m_result.template emplace<2>(std::current_exception()); }
+
+    T take_result() {
+        if (m_result.index() == 2)
+            std::rethrow_exception(std::get<2>(m_result));
+        return std::move(std::get<1>(m_result));
+    }
+
+    std::variant<std::monostate, T, std::exception_ptr> m_result;
+};
+
+template <>
+struct task_promise<void> final : promise_base {
+    task<void> get_return_object() noexcept;
+    void return_void() const noexcept {}
+    void unhandled_exception() noexcept { m_exception = std::current_exception(); }
+    void take_result() const {
+        if (m_exception)
+            std::rethrow_exception(m_exception);
+    }
+
+    std::exception_ptr m_exception;
+};
+
+struct task_access;
+
+} // namespace detail
+
+/// A lazily started coroutine producing a T (or an exception).
+///
+/// Nothing runs until the task is awaited (`co_await t`) or handed to
+/// `engine::run` / `engine::spawn`. When it finishes, its awaiter is resumed
+/// by symmetric transfer; an exception thrown inside is rethrown from the
+/// `co_await`. A task is move-only and owns its coroutine frame: destroying a
+/// task that was never awaited destroys the coroutine without running it.
+///
+///     icmpengine::task<int> answer() { co_return 42; }
+///     icmpengine::task<> user() { int v = co_await answer(); }
+template <typename T>
+class [[nodiscard]] task {
+public:
+    using promise_type = detail::task_promise<T>;
+    using value_type = T;
+
+    task() noexcept = default;
+    explicit task(std::coroutine_handle<promise_type> h) noexcept : m_handle(h) {}
+    task(task&& other) noexcept : m_handle(std::exchange(other.m_handle, {})) {}
+    task& operator=(task&& other) noexcept {
+        if (this != &other) {
+            if (m_handle)
+                m_handle.destroy();
+            m_handle = std::exchange(other.m_handle, {});
+        }
+        return *this;
+    }
+    task(const task&) = delete;
+    task& operator=(const task&) = delete;
+    ~task() {
+        if (m_handle)
+            m_handle.destroy();
+    }
+
+    /// True if this task holds a coroutine (it was not moved from).
+    bool valid() const noexcept { return static_cast<bool>(m_handle); }
+    /// True once the coroutine has run to completion.
+    bool is_ready() const noexcept { return m_handle && m_handle.done(); }
+
+    /// Starts the task and suspends until it finishes. Precondition: valid().
+    auto operator co_await() && noexcept {
+        struct awaiter {
+            std::coroutine_handle<promise_type> m_handle;
+            bool await_ready() const noexcept { return m_handle.done(); }
+            std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
+                m_handle.promise().m_continuation = awaiting;
+                return m_handle;
+            }
+            T await_resume() { return m_handle.promise().take_result(); }
+        };
+        return awaiter{m_handle};
+    }
+    auto operator co_await() & noexcept { return std::move(*this).operator co_await(); }
+
+private:
+    friend struct detail::task_access;
+    std::coroutine_handle<promise_type> m_handle;
+};
+
+namespace detail {
+
+template <typename T>
+task<T> task_promise<T>::get_return_object() noexcept {
+    return task<T>{std::coroutine_handle<task_promise<T>>::from_promise(*this)};
+}
+inline task<void> task_promise<void>::get_return_object() noexcept {
+    return task<void>{std::coroutine_handle<task_promise<void>>::from_promise(*this)};
+}
+
+/// For the engine: start a task without an awaiting coroutine and collect its
+/// result once done.
+struct task_access {
+    template <typename T>
+    static std::coroutine_handle<> handle(task<T>& t) noexcept {
+        return t.m_handle;
+    }
+    template <typename T>
+    static T take_result(task<T>& t) {
+        return t.m_handle.promise().take_result();
+    }
+};
+
+} // namespace detail
+} // namespace icmpengine

@@ -1,0 +1,162 @@
+// icmpengine::when_all: await many tasks at once.
+#pragma once
+
+#include <icmpengine/task.hpp>
+
+#include <coroutine>
+#include <cstddef>
+#include <exception>
+#include <optional>
+#include <utility>
+#include <vector>
+
+namespace icmpengine {
+namespace detail {
+
+struct when_all_state {
+    std::size_t m_remaining = 0;
+    std::coroutine_handle<> m_waiter;
+    std::exception_ptr m_first_exception;
+    std::size_t m_first_exception_index = 0;
+
+    void record(std::size_t index, std::exception_ptr e) noexcept {
+        if (!m_first_exception || index < m_first_exception_index) {
+            m_first_exception = std::move(e);
+            m_first_exception_index = index;
+        }
+    }
+};
+
+/// The coroutine that awaits one child task; the last one to finish resumes
+/// the when_all by symmetric transfer.
+class when_all_child {
+public:
+    struct promise_type {
+        when_all_state* m_state = nullptr;
+
+        when_all_child get_return_object() noexcept {
+            return when_all_child{std::coroutine_handle<promise_type>::from_promise(*this)};
+        }
+        std::suspend_always initial_suspend() const noexcept { return {}; }
+        auto final_suspend() const noexcept {
+            struct awaiter {
+                bool await_ready() const noexcept { return false; }
+                std::coroutine_handle<>
+                await_suspend(std::coroutine_handle<promise_type> h) const noexcept {
+                    when_all_state& s = *h.promise().m_state;
+                    if (--s.m_remaining == 0)
+                        return s.m_waiter;
+                    return std::noop_coroutine();
+                }
+                void await_resume() const noexcept {}
+            };
+            return awaiter{};
+        }
+        void return_void() const noexcept {}
+        // The child bodies catch everything themselves.
+        void unhandled_exception() const noexcept { std::terminate(); }
+    };
+
+    explicit when_all_child(std::coroutine_handle<promise_type> h) noexcept : m_handle(h) {}
+    when_all_child(when_all_child&& o) noexcept : m_handle(std::exchange(o.m_handle, {})) {}
+    when_all_child(const when_all_child&) = delete;
+    when_all_child& operator=(const when_all_child&) = delete;
+    when_all_child& operator=(when_all_child&&) = delete;
+    ~when_all_child() {
+        if (m_handle)
+            m_handle.destroy();
+    }
+
+    void start(when_all_state& state) noexcept {
+        m_handle.promise().m_state = &state;
+        m_handle.resume();
+    }
+
+private:
+    std::coroutine_handle<promise_type> m_handle;
+};
+
+template <typename T>
+when_all_child make_when_all_child(task<T>& t, std::optional<T>& out, when_all_state& state,
+                                   std::size_t index) {
+    try {
+        out.emplace(co_await std::move(t));
+    } catch (...) {
+        state.record(index, std::current_exception());
+    }
+}
+
+inline when_all_child make_when_all_child(task<void>& t, when_all_state& state,
+                                          std::size_t index) {
+    try {
+        co_await std::move(t);
+    } catch (...) {
+        state.record(index, std::current_exception());
+    }
+}
+
+/// Starts every child, then suspends until the last one finishes (or does
+/// not suspend at all if they all finished synchronously).
+struct when_all_start {
+    std::vector<when_all_child>& m_children;
+    when_all_state& m_state;
+
+    bool await_ready() const noexcept { return false; }
+    bool await_suspend(std::coroutine_handle<> awaiting) noexcept {
+        m_state.m_waiter = awaiting;
+        // One extra count held while starting, so that a child finishing
+        // synchronously never resumes the awaiter from inside this loop.
+        m_state.m_remaining = m_children.size() + 1;
+        for (auto& child : m_children)
+            child.start(m_state);
+        return --m_state.m_remaining != 0;
+    }
+    void await_resume() const noexcept {}
+};
+
+} // namespace detail
+
+/// Runs all tasks concurrently and returns their results in input order.
+/// Every task runs to completion even if some throw; then the exception of
+/// the lowest-indexed failing task is rethrown.
+///
+///     std::vector<icmpengine::task<icmpengine::ping_result>> pings;
+///     for (auto& a : targets) pings.push_back(engine.ping(a, 1s));
+///     auto results = co_await icmpengine::when_all(std::move(pings));
+template <typename T>
+task<std::vector<T>> when_all(std::vector<task<T>> tasks) {
+    std::vector<std::optional<T>> slots(tasks.size());
+    detail::when_all_state state;
+    {
+        std::vector<detail::when_all_child> children;
+        children.reserve(tasks.size());
+        for (std::size_t i = 0; i < tasks.size(); ++i)
+            children.push_back(detail::make_when_all_child(tasks[i], slots[i], state, i));
+        co_await detail::when_all_start{children, state};
+    }
+    tasks.clear();
+    if (state.m_first_exception)
+        std::rethrow_exception(state.m_first_exception);
+    std::vector<T> results;
+    results.reserve(slots.size());
+    for (auto& s : slots)
+        results.push_back(std::move(*s));
+    co_return results;
+}
+
+/// As above, for tasks without a result.
+inline task<void> when_all(std::vector<task<void>> tasks) {
+    detail::when_all_state state;
+    {
+        std::vector<detail::when_all_child> children;
+        children.reserve(tasks.size());
+        for (std::size_t i = 0; i < tasks.size(); ++i)
+            children.push_back(detail::make_when_all_child(tasks[i], state, i));
+        co_await detail::when_all_start{children, state};
+    }
+    tasks.clear();
+    if (state.m_first_exception)
+        std::rethrow_exception(state.m_first_exception);
+}
+
+} // namespace icmpengine

@@ -1,0 +1,2 @@
+// work in progress
+#include <catch2/catch.hpp>
