@@ -1,1 +1,1447 @@
-// work in progress
+#include "engine_core.hpp"
+
+#include <icmpengine/errors.hpp>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <ctime>
+#include <fmt/format.h>
+#include <limits>
+#include <linux/errqueue.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdexcept>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+// Logs only if the component's level allows; the message is formatted only then.
+#define ICMPENGINE_LOG(component, level, ...)                                                      \
+    do {                                                                                           \
+        if (log_enabled(log_component::component, log_level::level))                               \
+            log(log_component::component, log_level::level, fmt::format(__VA_ARGS__));             \
+    } while (0)
+
+namespace icmpengine::detail {
+namespace {
+
+// user_data layout: the kind in the top byte, an index or generation below.
+enum class op_kind : std::uint8_t { send = 1, recv, errqueue, timer, timer_update, cancel };
+
+constexpr std::uint64_t encode(op_kind kind, std::uint64_t value) noexcept {
+    return std::uint64_t{static_cast<std::uint8_t>(kind)} << 56 | (value & ((1ull << 56) - 1));
+}
+constexpr op_kind kind_of(std::uint64_t user_data) noexcept {
+    return static_cast<op_kind>(user_data >> 56);
+}
+constexpr std::uint64_t value_of(std::uint64_t user_data) noexcept {
+    return user_data & ((1ull << 56) - 1);
+}
+
+constexpr std::uint32_t no_slot = 0xffffffffu;
+constexpr std::size_t sockaddr_room = 32; // sockaddr_in6 (28) rounded up, before each packet
+constexpr std::size_t recv_control_size = 128;
+// A message length the kernel did not tell us (a truncated receive).
+constexpr std::size_t unknown_length = std::numeric_limits<std::size_t>::max();
+
+std::size_t family_index(ip_family f) noexcept {
+    return f == ip_family::v4 ? 0 : 1;
+}
+ip_family family_at(std::size_t i) noexcept {
+    return i == 0 ? ip_family::v4 : ip_family::v6;
+}
+
+std::int64_t clock_ns(clockid_t clock) noexcept {
+    timespec ts{};
+    ::clock_gettime(clock, &ts);
+    return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+ip_address address_from(const sockaddr* sa, std::size_t len) noexcept {
+    if (sa == nullptr)
+        return {};
+    if (sa->sa_family == AF_INET && len >= sizeof(sockaddr_in)) {
+        sockaddr_in in{};
+        std::memcpy(&in, sa, sizeof in);
+        std::array<std::uint8_t, 4> b{};
+        std::memcpy(b.data(), &in.sin_addr, 4);
+        return ip_address::from_v4_bytes(b);
+    }
+    if (sa->sa_family == AF_INET6 && len >= sizeof(sockaddr_in6)) {
+        sockaddr_in6 in6{};
+        std::memcpy(&in6, sa, sizeof in6);
+        std::array<std::uint8_t, 16> b{};
+        std::memcpy(b.data(), &in6.sin6_addr, 16);
+        return ip_address::from_v6_bytes(b, in6.sin6_scope_id);
+    }
+    return {};
+}
+
+socklen_t fill_sockaddr(const ip_address& a, std::byte* out) noexcept {
+    if (a.is_v4()) {
+        sockaddr_in sa{};
+        sa.sin_family = AF_INET;
+        std::memcpy(&sa.sin_addr, a.bytes().data(), 4);
+        std::memcpy(out, &sa, sizeof sa);
+        return sizeof sa;
+    }
+    sockaddr_in6 sa{};
+    sa.sin6_family = AF_INET6;
+    std::memcpy(&sa.sin6_addr, a.bytes().data(), 16);
+    sa.sin6_scope_id = a.scope_id();
+    std::memcpy(out, &sa, sizeof sa);
+    return sizeof sa;
+}
+
+// Addresses match if family and bytes do; a scope id only counts when both
+// sides have one (the kernel reports it on link-local replies).
+bool same_host(const ip_address& a, const ip_address& b) noexcept {
+    if (a.family() != b.family() || a.bytes() != b.bytes())
+        return false;
+    return a.scope_id() == 0 || b.scope_id() == 0 || a.scope_id() == b.scope_id();
+}
+
+ping_status error_status(ip_family family, std::uint8_t type, std::uint8_t code) noexcept {
+    if (family == ip_family::v4) {
+        switch (type) {
+        case icmp4_dest_unreachable:
+            return code == icmp4_frag_needed_code ? ping_status::packet_too_big
+                                                  : ping_status::unreachable;
+        case icmp4_time_exceeded:
+            return ping_status::time_exceeded;
+        default:
+            return ping_status::parameter_problem;
+        }
+    }
+    switch (type) {
+    case icmp6_dest_unreachable:
+        return ping_status::unreachable;
+    case icmp6_packet_too_big:
+        return ping_status::packet_too_big;
+    case icmp6_time_exceeded:
+        return ping_status::time_exceeded;
+    default:
+        return ping_status::parameter_problem;
+    }
+}
+
+bool is_power_of_two(std::uint32_t v) noexcept {
+    return v != 0 && (v & (v - 1)) == 0;
+}
+
+void validate(const engine_config& c) {
+    auto fail = [](const std::string& what) { throw std::invalid_argument(what); };
+    if (!is_power_of_two(c.queue_depth) || c.queue_depth < 8 || c.queue_depth > 32768)
+        fail(fmt::format("engine_config.queue_depth = {}: must be a power of two in 8..32768",
+                         c.queue_depth));
+    if (c.max_in_flight < 1 || c.max_in_flight > (1u << 24))
+        fail(fmt::format("engine_config.max_in_flight = {}: must be in 1..16777216",
+                         c.max_in_flight));
+    if (c.send_batch < 1 || c.send_batch > c.queue_depth)
+        fail(fmt::format("engine_config.send_batch = {}: must be in 1..queue_depth ({})",
+                         c.send_batch, c.queue_depth));
+    if (!is_power_of_two(c.receive_buffers) || c.receive_buffers < 16 || c.receive_buffers > 32768)
+        fail(fmt::format("engine_config.receive_buffers = {}: must be a power of two in "
+                         "16..32768",
+                         c.receive_buffers));
+    if (c.receive_buffer_size < 256 || c.receive_buffer_size > 65536)
+        fail(fmt::format("engine_config.receive_buffer_size = {}: must be in 256..65536",
+                         c.receive_buffer_size));
+    if (c.dscp > 63)
+        fail(fmt::format("engine_config.dscp = {}: must be in 0..63", c.dscp));
+    if (!(c.fake_drop_probability >= 0.0 && c.fake_drop_probability <= 1.0))
+        fail(fmt::format("engine_config.fake_drop_probability = {}: must be in 0..1",
+                         c.fake_drop_probability));
+    if (c.source_v4 && !c.source_v4->is_v4())
+        fail(fmt::format("engine_config.source_v4 = {}: not an IPv4 address",
+                         c.source_v4->to_string()));
+    if (c.source_v6 && !c.source_v6->is_v6())
+        fail(fmt::format("engine_config.source_v6 = {}: not an IPv6 address",
+                         c.source_v6->to_string()));
+    if (c.interface.size() >= IFNAMSIZ)
+        fail(fmt::format("engine_config.interface = \"{}\": longer than {} characters", c.interface,
+                         IFNAMSIZ - 1));
+    if (c.mode != socket_mode::automatic && c.mode != socket_mode::datagram &&
+        c.mode != socket_mode::raw)
+        fail("engine_config.mode: not a socket_mode");
+}
+
+/// The coroutine behind engine::spawn: owned by the engine, which destroys
+/// the frame once it has finished (or at stop, if it never can).
+struct spawned {
+    struct promise_type {
+        engine_core* m_core;
+        promise_type(engine_core* core, task<void>&) noexcept : m_core(core) {}
+        spawned get_return_object() noexcept {
+            return {std::coroutine_handle<promise_type>::from_promise(*this)};
+        }
+        std::suspend_always initial_suspend() const noexcept { return {}; }
+        auto final_suspend() noexcept {
+            m_core->spawned_finished();
+            return std::suspend_always{};
+        }
+        void return_void() const noexcept {}
+        void unhandled_exception() noexcept {
+            m_core->record_spawn_exception(std::current_exception());
+        }
+    };
+    std::coroutine_handle<promise_type> m_handle;
+};
+
+spawned spawn_body(engine_core* /*for the promise*/, task<void> t) {
+    co_await std::move(t);
+}
+
+} // namespace
+
+// ---------------------------------------------------------------- ping_op
+
+ping_op::~ping_op() {
+    if (!m_done && m_core != nullptr && (m_waiting || m_slot != no_slot))
+        m_core->abandon(*this);
+}
+
+bool ping_op::await_suspend(std::coroutine_handle<> h) {
+    m_waiter = h;
+    return m_core->start(*this);
+}
+
+// ------------------------------------------------------- send_buffer_pool
+
+std::byte* send_buffer_pool::get(std::size_t size) {
+    if (size > chunk_size)
+        return new std::byte[size];
+    if (m_free.empty()) {
+        constexpr std::size_t per_block = 256;
+        m_blocks.push_back(std::unique_ptr<std::byte[]>(new std::byte[chunk_size * per_block]));
+        std::byte* base = m_blocks.back().get();
+        for (std::size_t i = per_block; i-- > 0;)
+            m_free.push_back(base + i * chunk_size);
+    }
+    std::byte* p = m_free.back();
+    m_free.pop_back();
+    return p;
+}
+
+void send_buffer_pool::put(std::byte* p, std::size_t size) noexcept {
+    if (p == nullptr)
+        return;
+    if (size > chunk_size) {
+        delete[] p;
+        return;
+    }
+    m_free.push_back(p);
+}
+
+send_buffer_pool::~send_buffer_pool() = default;
+
+// ------------------------------------------------------------ engine_core
+
+engine_core::engine_core(engine_config config) : m_config(std::move(config)) {
+    validate(m_config);
+    if (m_config.log.sink)
+        m_log_levels = m_config.log.levels;
+    if (::getrandom(&m_key, sizeof m_key, 0) != static_cast<ssize_t>(sizeof m_key)) {
+        // getrandom(2) cannot fail for 16 bytes once the pool is initialised;
+        // fall back to the clock rather than to a fixed key.
+        m_key.k0 = static_cast<std::uint64_t>(clock_ns(CLOCK_REALTIME));
+        m_key.k1 = static_cast<std::uint64_t>(clock_ns(CLOCK_MONOTONIC)) ^ ::getpid();
+    }
+    m_raw_identifier = static_cast<std::uint16_t>(m_key.k0 >> 48 ^ m_key.k1);
+    m_drop_rng.seed(m_config.fake_drop_seed);
+    m_drop = std::bernoulli_distribution(m_config.fake_drop_probability);
+    m_pending_sends.reserve(m_config.send_batch);
+}
+
+engine_core::~engine_core() {
+    stop();
+    teardown();
+}
+
+void engine_core::log(log_component c, log_level l, std::string_view message) const {
+    if (m_config.log.sink)
+        m_config.log.sink(c, l, message);
+}
+
+std::int64_t engine_core::now_mono() const noexcept {
+    return clock_ns(CLOCK_MONOTONIC);
+}
+
+std::optional<socket_mode> engine_core::socket_kind(ip_family family) const noexcept {
+    const family_state& fs = m_families[family_index(family)];
+    if (fs.socket.fd < 0)
+        return std::nullopt;
+    return fs.socket.kind;
+}
+
+bool engine_core::ensure_ring() {
+    if (m_ring_ready)
+        return true;
+    if (m_ring_error)
+        return false;
+    io_uring_params p{};
+    // One thread submits (SINGLE_ISSUER), and completions are processed only
+    // when we ask for events (DEFER_TASKRUN, Linux 6.1): no interrupts of the
+    // loop, and CQEs arrive in batches. TASKRUN_FLAG lets liburing see that
+    // deferred work is pending. The CQ is larger than the SQ because every
+    // request has a CQE and replies add one each.
+    p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG |
+              IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE;
+    p.cq_entries = std::min<std::uint32_t>(m_config.queue_depth * 4, 65536);
+    int rc = io_uring_queue_init_params(m_config.queue_depth, &m_ring, &p);
+    if (rc == -EINVAL) {
+        ICMPENGINE_LOG(ring, warn,
+                       "io_uring flags refused (kernel older than 6.1?); retrying "
+                       "without DEFER_TASKRUN");
+        p = {};
+        p.flags = IORING_SETUP_CQSIZE;
+        p.cq_entries = std::min<std::uint32_t>(m_config.queue_depth * 4, 65536);
+        rc = io_uring_queue_init_params(m_config.queue_depth, &m_ring, &p);
+    }
+    if (rc < 0) {
+        m_ring_error = (rc == -ENOSYS || rc == -EPERM || rc == -ENOMEM)
+                           ? make_error_code(errc::io_uring_unavailable)
+                           : std::error_code(-rc, std::system_category());
+        ICMPENGINE_LOG(ring, error, "io_uring_queue_init({}): {}: {}", m_config.queue_depth,
+                       std::strerror(-rc), m_ring_error.message());
+        return false;
+    }
+    if (!(p.features & IORING_FEAT_NODROP))
+        ICMPENGINE_LOG(ring, warn, "kernel lacks IORING_FEAT_NODROP: CQ overflow loses events");
+    io_uring_register_ring_fd(&m_ring); // an optimisation; fine if refused
+    m_ring_ready = true;
+    ICMPENGINE_LOG(ring, info, "io_uring ready: sq {} cq {} flags {:#x}", p.sq_entries,
+                   p.cq_entries, p.flags);
+    return true;
+}
+
+void engine_core::setup_buffer_ring(family_state& fs, ip_family family) {
+    const unsigned entries = m_config.receive_buffers;
+    const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    fs.buf_ring_bytes = (entries * sizeof(io_uring_buf) + page - 1) / page * page;
+    void* mem = ::mmap(nullptr, fs.buf_ring_bytes, PROT_READ | PROT_WRITE,
+                       MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    if (mem == MAP_FAILED)
+        throw std::system_error(errno, std::system_category(), "mmap of the buffer ring");
+    fs.buf_ring = static_cast<io_uring_buf_ring*>(mem);
+    // liburing 2.3 has no io_uring_setup_buf_ring(): init + register by hand.
+    io_uring_buf_ring_init(fs.buf_ring);
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<std::uintptr_t>(mem);
+    reg.ring_entries = entries;
+    reg.bgid = fs.buffer_group = static_cast<std::uint16_t>(family_index(family));
+    if (int rc = io_uring_register_buf_ring(&m_ring, &reg, 0); rc < 0) {
+        ::munmap(mem, fs.buf_ring_bytes);
+        fs.buf_ring = nullptr;
+        throw std::system_error(-rc, std::system_category(), "io_uring_register_buf_ring");
+    }
+    const std::size_t size = m_config.receive_buffer_size;
+    // Not value-initialised: pages are touched only as the kernel fills them.
+    fs.buffers.reset(new std::byte[entries * size]);
+    const int mask = io_uring_buf_ring_mask(entries);
+    for (unsigned i = 0; i < entries; ++i)
+        io_uring_buf_ring_add(fs.buf_ring, fs.buffers.get() + i * size, static_cast<unsigned>(size),
+                              static_cast<unsigned short>(i), mask, static_cast<int>(i));
+    io_uring_buf_ring_advance(fs.buf_ring, static_cast<int>(entries));
+
+    fs.recv_msg = {};
+    fs.recv_msg.msg_namelen = sizeof(sockaddr_in6);
+    fs.recv_msg.msg_controllen = recv_control_size;
+}
+
+family_state* engine_core::ensure_family(ip_family family) {
+    family_state& fs = m_families[family_index(family)];
+    if (fs.opened)
+        return &fs;
+    fs.opened = true;
+    socket_open_result r = open_icmp_socket(family, m_config);
+    if (r.error) {
+        fs.open_error = r.error;
+        ICMPENGINE_LOG(sockets, error, "{}", r.message);
+        return &fs;
+    }
+    fs.socket = r.socket;
+    ICMPENGINE_LOG(sockets, info, "{} ICMP socket fd {}: {} mode, SO_RCVBUF {}",
+                   family == ip_family::v4 ? "IPv4" : "IPv6", fs.socket.fd,
+                   fs.socket.kind == socket_mode::raw ? "raw" : "datagram",
+                   fs.socket.receive_buffer);
+    if (fs.socket.receive_buffer_capped)
+        ICMPENGINE_LOG(sockets, warn,
+                       "SO_RCVBUF is {} bytes, less than the {} asked for (net.core.rmem_max; "
+                       "SO_RCVBUFFORCE needs CAP_NET_ADMIN): bursts may overflow it",
+                       fs.socket.receive_buffer, wanted_receive_buffer(m_config));
+    try {
+        setup_buffer_ring(fs, family);
+    } catch (const std::system_error& e) {
+        ICMPENGINE_LOG(ring, error, "receive buffers: {}", e.what());
+        ::close(fs.socket.fd);
+        fs.socket.fd = -1;
+        fs.open_error = e.code();
+        return &fs;
+    }
+    arm_recv(family);
+    return &fs;
+}
+
+std::error_code engine_core::open(ip_family family) {
+    if (m_stopping)
+        return make_error_code(errc::stopped);
+    if (!ensure_ring())
+        return m_ring_error;
+    return ensure_family(family)->open_error;
+}
+
+io_uring_sqe* engine_core::get_sqe() {
+    io_uring_sqe* sqe = io_uring_get_sqe(&m_ring);
+    while (sqe == nullptr) {
+        // A full SQ is flushed and retried, never an error for the caller.
+        // Pending sends get their send time first: they are submitted now.
+        flush_sends(false);
+        submit(false);
+        sqe = io_uring_get_sqe(&m_ring);
+    }
+    return sqe;
+}
+
+void engine_core::submit(bool wait) {
+    for (;;) {
+        const int rc =
+            wait ? io_uring_submit_and_wait(&m_ring, 1) : io_uring_submit_and_get_events(&m_ring);
+        ++m_stats.submissions;
+        if (rc >= 0)
+            return;
+        if (rc == -EINTR)
+            continue;
+        if (rc == -EAGAIN || rc == -EBUSY) {
+            // The kernel is short of resources or the CQ overflow list is
+            // full: make room by reaping, then try again.
+            ICMPENGINE_LOG(ring, warn, "io_uring_enter: {}; reaping and retrying",
+                           std::strerror(-rc));
+            harvest();
+            wait = false;
+            continue;
+        }
+        ICMPENGINE_LOG(ring, error, "io_uring_enter: {}", std::strerror(-rc));
+        return;
+    }
+}
+
+// ------------------------------------------------------------ ping start
+
+task<ping_result> engine_core::ping(ip_address to, std::chrono::nanoseconds timeout,
+                                    ping_options options) {
+    ping_op op(*this, to, timeout.count(), options.payload_size);
+    co_return co_await op;
+}
+
+bool engine_core::start(ping_op& op) {
+    op.m_result.from = op.m_target;
+    auto end_now = [&](ping_status status, std::error_code error) {
+        op.m_result.status = status;
+        op.m_result.error = error;
+        op.m_done = true;
+        ++m_stats.sent;
+        if (status == ping_status::cancelled)
+            ++m_stats.cancelled;
+        else
+            ++m_stats.send_errors;
+        return false; // do not suspend: the result is ready
+    };
+    if (m_stopping)
+        return end_now(ping_status::cancelled, make_error_code(errc::stopped));
+    if (!ensure_ring())
+        return end_now(ping_status::send_error, m_ring_error);
+    family_state* fs = ensure_family(op.m_target.family());
+    if (fs->socket.fd < 0)
+        return end_now(ping_status::send_error, fs->open_error);
+    if (m_slots_in_use >= m_config.max_in_flight || !m_waiting.empty()) {
+        op.m_waiting = true;
+        m_waiting.push_back(&op);
+        ++m_stats.waiting;
+        return true;
+    }
+    launch(op);
+    return true;
+}
+
+bool engine_core::tokenless_conflict(std::uint32_t index, const ip_address& target) const noexcept {
+    // Replies without a token are matched by (source, sequence), and the
+    // sequence is the slot index modulo 2^16: two pings in flight to the same
+    // host must not share it.
+    for (std::size_t i = index & 0xffffu; i < m_slots.size(); i += 65536)
+        if (i != index && m_slots[i].state != slot_state::free &&
+            same_host(m_slots[i].target, target))
+            return true;
+    return false;
+}
+
+std::uint32_t engine_core::alloc_slot(const ip_address& target, bool has_token) {
+    // Grow to 2^16 slots before reusing any: sequence numbers (slot index
+    // modulo 2^16) then advance with every ping as users of ping expect, and
+    // a late reply rarely finds its slot reused.
+    const bool grow = m_slots.size() < std::min<std::size_t>(65536, m_config.max_in_flight);
+    for (std::size_t tries = grow ? 0 : m_free_slots.size(); tries > 0; --tries) {
+        std::uint32_t index = m_free_slots.front();
+        m_free_slots.pop_front();
+        if (has_token || !tokenless_conflict(index, target))
+            return index;
+        m_free_slots.push_back(index);
+    }
+    if (m_slots.size() >= m_config.max_in_flight)
+        return no_slot;
+    const auto index = static_cast<std::uint32_t>(m_slots.size());
+    if (!has_token && tokenless_conflict(index, target))
+        return no_slot;
+    m_slots.emplace_back();
+    if (m_heap.size() == 0 || index % 4096 == 0)
+        m_heap.reserve(m_slots.size() + 4096);
+    return index;
+}
+
+void engine_core::launch(ping_op& op) {
+    const bool has_token = op.m_payload_size >= token_size;
+    const std::uint32_t index = alloc_slot(op.m_target, has_token);
+    if (index == no_slot) {
+        // Only for token-less pings whose every free sequence number is taken
+        // by another ping to the same host: wait like any backpressure.
+        op.m_waiting = true;
+        m_waiting.push_front(&op);
+        ++m_stats.waiting;
+        return;
+    }
+    slot& s = m_slots[index];
+    s.op = &op;
+    s.target = op.m_target;
+    ++s.generation;
+    s.prev_outcome = s.outcome;
+    s.outcome = slot_outcome::none;
+    s.payload_size = op.m_payload_size;
+    s.has_token = has_token;
+    s.state = slot_state::in_flight;
+    s.send_pending = false;
+    op.m_slot = index;
+    ++m_slots_in_use;
+    ++m_stats.sent;
+    ++m_stats.in_flight;
+
+    const auto sequence = static_cast<std::uint16_t>(index & 0xffffu);
+    op.m_result.sequence = sequence;
+
+    if (m_config.fake_drop_probability > 0.0 && m_drop(m_drop_rng)) {
+        op.m_result.fake_dropped = true;
+        ++m_stats.fake_dropped;
+        m_pending_sends.push_back({index, op.m_timeout_ns});
+        ICMPENGINE_LOG(matching, trace, "fake-dropped ping slot {} to {}", index,
+                       op.m_target.to_string());
+        if (m_pending_sends.size() >= m_config.send_batch)
+            flush_sends(true);
+        return;
+    }
+
+    const family_state& fs = m_families[family_index(op.m_target.family())];
+    const bool raw = fs.socket.kind == socket_mode::raw;
+    const std::size_t packet_size = icmp_header_size + op.m_payload_size;
+    std::byte* buffer = m_send_buffers.get(sockaddr_room + packet_size);
+    const socklen_t address_length = fill_sockaddr(op.m_target, buffer);
+    const echo_token token{index, s.generation, token_tag(m_key, index, s.generation, sequence)};
+    build_echo_request(std::span<std::byte>(buffer + sockaddr_room, packet_size),
+                       op.m_target.family(), raw ? m_raw_identifier : 0, sequence,
+                       op.m_payload_size, has_token ? &token : nullptr, raw && op.m_target.is_v4());
+    s.send_buffer = buffer;
+    s.send_pending = true;
+    ++m_sends_in_kernel;
+
+    s.send_attempts = 1;
+    s.address_length = static_cast<std::uint8_t>(address_length);
+    prep_send(index, fs.socket.fd);
+    m_pending_sends.push_back({index, op.m_timeout_ns});
+    if (m_pending_sends.size() >= m_config.send_batch)
+        flush_sends(true);
+}
+
+void engine_core::prep_send(std::uint32_t index, int fd) {
+    const slot& s = m_slots[index];
+    io_uring_sqe* sqe = get_sqe();
+    io_uring_prep_send(sqe, fd, s.send_buffer + sockaddr_room, icmp_header_size + s.payload_size,
+                       0);
+    // sendto(2) semantics: liburing 2.3 lacks io_uring_prep_sendto (2.4), so
+    // the destination is filled in by hand; IORING_OP_SEND reads it from
+    // addr2/addr_len since Linux 6.0.
+    sqe->addr2 = reinterpret_cast<std::uintptr_t>(s.send_buffer);
+    sqe->addr_len = s.address_length;
+    io_uring_sqe_set_data64(sqe, encode(op_kind::send, index));
+}
+
+void engine_core::resend(std::uint32_t index) {
+    const slot& s = m_slots[index];
+    ICMPENGINE_LOG(sockets, debug, "resending to {} (attempt {}): the socket held an error",
+                   s.target.to_string(), s.send_attempts);
+    prep_send(index, m_families[family_index(s.target.family())].socket.fd);
+    // Its send time is taken again at the flush; its deadline stays.
+    m_pending_sends.push_back({index, -1});
+}
+
+void engine_core::flush_sends(bool submit_now) {
+    if (!m_pending_sends.empty()) {
+        // The send time of every request in this batch: taken as late as
+        // possible, just before the io_uring_enter that submits them. The
+        // kernel sends them in SQ order within that enter, so a request's RTT
+        // is over-estimated by the time the kernel spent on the requests
+        // before it in the batch (bounded by send_batch).
+        const std::int64_t now = now_mono();
+        for (const pending_send& p : m_pending_sends) {
+            slot& s = m_slots[p.slot];
+            s.tx_mono = now;
+            if (p.timeout_ns < 0)
+                continue; // a resend: its deadline is in the heap already
+            s.deadline = now + p.timeout_ns;
+            m_heap.push(p.slot, s.deadline);
+        }
+        m_pending_sends.clear();
+    }
+    if (submit_now) {
+        reconcile_timer();
+        submit(false);
+        // Long bursts of pings are started without returning to the loop:
+        // reap here too, so that receive buffers go back to the kernel and a
+        // receive that ran out of them is re-armed before replies pile up in
+        // the socket (and before the CQ overflows).
+        harvest();
+        rearm_receives();
+    }
+}
+
+void engine_core::rearm_receives() {
+    for (std::size_t i = 0; i < m_families.size(); ++i) {
+        family_state& fs = m_families[i];
+        if (fs.socket.fd < 0)
+            continue;
+        if (!fs.recv_armed)
+            arm_recv(family_at(i));
+        if (fs.err_again && !fs.err_reading)
+            read_errqueue(family_at(i));
+    }
+}
+
+void engine_core::reconcile_timer() {
+    if (m_heap.empty())
+        return; // an armed timer with nothing behind it fires once, harmlessly
+    const std::int64_t head = m_heap.top().deadline;
+    // Armed for later than the head (a short ping behind a long one): move it
+    // earlier now. Armed for earlier (the head got its reply): leave it; it
+    // fires, finds nothing due and re-arms for the new head. That keeps a
+    // busy fan-out from updating the timer on every reply.
+    if (m_timer_armed && m_timer_deadline <= head)
+        return;
+    m_timer_ts.tv_sec = head / 1'000'000'000;
+    m_timer_ts.tv_nsec = head % 1'000'000'000;
+    io_uring_sqe* sqe = get_sqe();
+    if (!m_timer_armed) {
+        ++m_timer_generation;
+        io_uring_prep_timeout(sqe, &m_timer_ts, 0, IORING_TIMEOUT_ABS);
+        io_uring_sqe_set_data64(sqe, encode(op_kind::timer, m_timer_generation));
+    } else {
+        io_uring_prep_timeout_update(sqe, &m_timer_ts, encode(op_kind::timer, m_timer_generation),
+                                     IORING_TIMEOUT_ABS);
+        io_uring_sqe_set_data64(sqe, encode(op_kind::timer_update, m_timer_generation));
+    }
+    m_timer_armed = true;
+    m_timer_deadline = head;
+    ICMPENGINE_LOG(expiry, trace, "timer {} for {} ns from now", m_timer_generation,
+                   head - now_mono());
+}
+
+// --------------------------------------------------------------- the loop
+
+void engine_core::drive(std::coroutine_handle<> root) {
+    if (m_drive_depth > 0)
+        throw std::logic_error("engine::run: already running (run() does not nest)");
+    ++m_drive_depth;
+    struct depth_guard {
+        int& depth;
+        ~depth_guard() { --depth; }
+    } guard{m_drive_depth};
+
+    m_ready.push_back(root);
+    while (!root.done()) {
+        run_ready();
+        if (root.done())
+            break;
+        sweep_spawned();
+        const bool pending = m_stats.in_flight > 0 || m_sends_in_kernel > 0 ||
+                             !m_pending_sends.empty() || !m_waiting.empty() || !m_ready.empty();
+        if (!pending)
+            throw std::logic_error("engine::run: the task waits for something this engine "
+                                   "does not drive (no ping in flight)");
+        turn(true);
+    }
+    sweep_spawned();
+    if (m_spawn_exception)
+        std::rethrow_exception(std::exchange(m_spawn_exception, nullptr));
+}
+
+void engine_core::run_ready() {
+    while (!m_ready.empty()) {
+        std::swap(m_ready, m_ready_spare);
+        for (std::coroutine_handle<> h : m_ready_spare)
+            h.resume();
+        m_ready_spare.clear();
+    }
+}
+
+void engine_core::turn(bool may_block) {
+    if (!m_ring_ready)
+        return;
+    flush_sends(false);
+    rearm_receives();
+    reconcile_timer();
+    const bool block =
+        may_block && m_ready.empty() && (m_stats.in_flight > 0 || m_sends_in_kernel > 0);
+    submit(block);
+    harvest();
+    expire();
+    admit_waiting();
+}
+
+void engine_core::harvest() {
+    if (!m_ring_ready)
+        return;
+    // Copy a batch of CQEs, hand the CQ slots back to the kernel, then
+    // process: processing never resumes a coroutine (resumed coroutines
+    // would queue new SQEs mid-batch), it only queues them on m_ready.
+    constexpr unsigned batch_size = 256;
+    std::int64_t realtime_offset = 0;
+    bool have_offset = false;
+    for (;;) {
+        io_uring_cqe* cqes[batch_size];
+        const unsigned n = io_uring_peek_batch_cqe(&m_ring, cqes, batch_size);
+        if (n == 0)
+            break;
+        std::array<completion, batch_size> batch;
+        for (unsigned i = 0; i < n; ++i)
+            batch[i] = {cqes[i]->user_data, cqes[i]->res, cqes[i]->flags};
+        io_uring_cq_advance(&m_ring, n);
+        if (!have_offset) {
+            // SO_TIMESTAMPNS stamps are CLOCK_REALTIME; deadlines and send
+            // times are CLOCK_MONOTONIC. One offset per batch converts.
+            realtime_offset = clock_ns(CLOCK_REALTIME) - now_mono();
+            have_offset = true;
+        }
+        for (unsigned i = 0; i < n; ++i)
+            handle(batch[i], realtime_offset);
+        for (family_state& fs : m_families) {
+            if (fs.buffers_to_return != 0) {
+                io_uring_buf_ring_advance(fs.buf_ring, static_cast<int>(fs.buffers_to_return));
+                fs.buffers_to_return = 0;
+            }
+        }
+        if (n < batch_size)
+            break;
+    }
+}
+
+void engine_core::handle(const completion& c, std::int64_t realtime_offset) {
+    const std::uint64_t value = value_of(c.user_data);
+    switch (kind_of(c.user_data)) {
+    case op_kind::send:
+        handle_send(static_cast<std::uint32_t>(value), c.res);
+        return;
+    case op_kind::recv:
+        handle_recv(family_at(value), c, realtime_offset);
+        return;
+    case op_kind::errqueue:
+        handle_errqueue(family_at(value), c.res, realtime_offset);
+        return;
+    case op_kind::timer:
+        // -ETIME: fired; -ECANCELED: removed. Either way that timer is gone
+        // (a stale generation is an older timer whose CQE arrived late).
+        if (value == m_timer_generation)
+            m_timer_armed = false;
+        ICMPENGINE_LOG(expiry, trace, "timer {} completed: {}", value, c.res);
+        return;
+    case op_kind::timer_update:
+        // -ENOENT: the timer fired before the update; its own CQE says so.
+        return;
+    case op_kind::cancel:
+        return;
+    }
+    ICMPENGINE_LOG(ring, error, "unknown completion user_data {:#x} res {}", c.user_data, c.res);
+}
+
+namespace {
+
+// Errors an ICMP error leaves in sk_err (icmp_err_convert[],
+// icmpv6_err_convert()). With IP_RECVERR, ping_err() sets sk_err for every
+// ICMP error, and the socket's next sendmsg() - to any target - fails with
+// it (sock_alloc_send_pskb() checks sock_error()). Such a failure says
+// nothing about this request: send it again.
+bool maybe_stale_socket_error(int err) noexcept {
+    switch (err) {
+    case ENETUNREACH:
+    case EHOSTUNREACH:
+    case ENOPROTOOPT:
+    case ECONNREFUSED:
+    case EMSGSIZE:
+    case EOPNOTSUPP:
+    case EACCES:
+    case EHOSTDOWN:
+    case EPROTO:
+        return true;
+    default:
+        return false;
+    }
+}
+
+constexpr std::uint8_t max_send_attempts = 4;
+
+} // namespace
+
+void engine_core::handle_send(std::uint32_t index, std::int32_t res) {
+    slot& s = m_slots[index];
+    if (res < 0 && s.state == slot_state::in_flight && maybe_stale_socket_error(-res) &&
+        s.send_attempts < max_send_attempts) {
+        family_state& fs = m_families[family_index(s.target.family())];
+        if (fs.socket.kind == socket_mode::datagram) {
+            ++s.send_attempts;
+            fs.err_again = true; // the error that poisoned it is in the error queue
+            resend(index);
+            return;
+        }
+    }
+    s.send_pending = false;
+    --m_sends_in_kernel;
+    m_send_buffers.put(s.send_buffer, sockaddr_room + icmp_header_size + s.payload_size);
+    s.send_buffer = nullptr;
+    if (res < 0) {
+        ICMPENGINE_LOG(sockets, debug, "send to {} failed: {}", s.target.to_string(),
+                       std::strerror(-res));
+        family_state& fs = m_families[family_index(s.target.family())];
+        if (fs.socket.kind == socket_mode::datagram)
+            fs.err_again = true; // a local error may also sit in the error queue
+        if (s.state == slot_state::in_flight) {
+            if (s.op != nullptr)
+                s.op->m_result.error = std::error_code(-res, std::system_category());
+            end(index, ping_status::send_error);
+            return;
+        }
+    }
+    if (s.state == slot_state::ended)
+        finish(index);
+}
+
+void engine_core::arm_recv(ip_family family) {
+    family_state& fs = m_families[family_index(family)];
+    io_uring_sqe* sqe = get_sqe();
+    io_uring_prep_recvmsg_multishot(sqe, fs.socket.fd, &fs.recv_msg, MSG_TRUNC);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = fs.buffer_group;
+    io_uring_sqe_set_data64(sqe, encode(op_kind::recv, family_index(family)));
+    fs.recv_armed = true;
+}
+
+void engine_core::read_errqueue(ip_family family) {
+    family_state& fs = m_families[family_index(family)];
+    fs.err_iov = {fs.err_data.data(), fs.err_data.size()};
+    fs.err_msg = {};
+    fs.err_msg.msg_name = &fs.err_name;
+    fs.err_msg.msg_namelen = sizeof fs.err_name;
+    fs.err_msg.msg_iov = &fs.err_iov;
+    fs.err_msg.msg_iovlen = 1;
+    fs.err_msg.msg_control = fs.err_control.data();
+    fs.err_msg.msg_controllen = fs.err_control.size();
+    io_uring_sqe* sqe = get_sqe();
+    // MSG_DONTWAIT: complete with -EAGAIN when the queue is empty instead of
+    // waiting for POLLERR (which would also wake on every normal reply).
+    io_uring_prep_recvmsg(sqe, fs.socket.fd, &fs.err_msg, MSG_ERRQUEUE | MSG_DONTWAIT);
+    io_uring_sqe_set_data64(sqe, encode(op_kind::errqueue, family_index(family)));
+    fs.err_reading = true;
+    fs.err_again = false;
+}
+
+void engine_core::handle_recv(ip_family family, const completion& c, std::int64_t realtime_offset) {
+    family_state& fs = m_families[family_index(family)];
+    if (c.flags & IORING_CQE_F_BUFFER) {
+        const auto bid = static_cast<unsigned short>(c.flags >> IORING_CQE_BUFFER_SHIFT);
+        std::byte* buffer = fs.buffers.get() + std::size_t{bid} * m_config.receive_buffer_size;
+        if (c.res > 0) {
+            io_uring_recvmsg_out* out = io_uring_recvmsg_validate(buffer, c.res, &fs.recv_msg);
+            if (out == nullptr) {
+                ++m_stats.invalid_packets;
+            } else {
+                std::int64_t rx_mono = 0;
+                int ttl = 0;
+                for (cmsghdr* cm = io_uring_recvmsg_cmsg_firsthdr(out, &fs.recv_msg); cm != nullptr;
+                     cm = io_uring_recvmsg_cmsg_nexthdr(out, &fs.recv_msg, cm)) {
+                    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
+                        timespec ts{};
+                        std::memcpy(&ts, CMSG_DATA(cm), sizeof ts);
+                        rx_mono =
+                            std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec - realtime_offset;
+                    } else if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_RXQ_OVFL) {
+                        std::uint32_t drops = 0; // cumulative per socket
+                        std::memcpy(&drops, CMSG_DATA(cm), sizeof drops);
+                        fs.overruns = drops;
+                        m_stats.receive_overruns = m_families[0].overruns + m_families[1].overruns;
+                    } else if ((cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_TTL) ||
+                               (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_HOPLIMIT)) {
+                        std::memcpy(&ttl, CMSG_DATA(cm), sizeof ttl);
+                    }
+                }
+                const auto* payload =
+                    static_cast<const std::byte*>(io_uring_recvmsg_payload(out, &fs.recv_msg));
+                const unsigned received = io_uring_recvmsg_payload_length(out, c.res, &fs.recv_msg);
+                // With MSG_TRUNC, raw sockets report the full length; ping
+                // sockets only the copied one: then the full length is unknown.
+                const bool length_unknown =
+                    (out->flags & MSG_TRUNC) != 0 && out->payloadlen <= received;
+                process_message(family, std::span<const std::byte>(payload, received),
+                                length_unknown ? unknown_length : out->payloadlen,
+                                static_cast<const sockaddr*>(io_uring_recvmsg_name(out)),
+                                out->namelen, rx_mono, ttl);
+            }
+        }
+        // Back to the kernel at once; published at the end of this batch.
+        io_uring_buf_ring_add(fs.buf_ring, buffer, m_config.receive_buffer_size, bid,
+                              io_uring_buf_ring_mask(m_config.receive_buffers),
+                              static_cast<int>(fs.buffers_to_return++));
+    }
+    if (!(c.flags & IORING_CQE_F_MORE)) {
+        // The multishot receive ended: out of buffers (-ENOBUFS), a pending
+        // socket error (an ICMP error with IP_RECVERR sets sk_err), or
+        // cancellation. Re-armed in the next turn unless we are tearing down.
+        fs.recv_armed = false;
+        if (c.res < 0 && c.res != -ENOBUFS && c.res != -ECANCELED &&
+            fs.socket.kind == socket_mode::datagram)
+            fs.err_again = true;
+        ICMPENGINE_LOG(ring, debug, "multishot receive ended: {}",
+                       c.res < 0 ? std::strerror(-c.res) : "no error");
+    }
+}
+
+void engine_core::handle_errqueue(ip_family family, std::int32_t res,
+                                  std::int64_t realtime_offset) {
+    family_state& fs = m_families[family_index(family)];
+    fs.err_reading = false;
+    if (res == -EAGAIN)
+        return; // drained
+    if (res < 0) {
+        if (res != -ECANCELED)
+            ICMPENGINE_LOG(sockets, warn, "reading the error queue: {}", std::strerror(-res));
+        return;
+    }
+    fs.err_again = true; // there may be more
+
+    const sock_extended_err* ee = nullptr;
+    std::int64_t rx_mono = 0;
+    msghdr& msg = fs.err_msg;
+    for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
+        if ((cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_RECVERR) ||
+            (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_RECVERR)) {
+            ee = reinterpret_cast<const sock_extended_err*>(CMSG_DATA(cm));
+        } else if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
+            timespec ts{};
+            std::memcpy(&ts, CMSG_DATA(cm), sizeof ts);
+            rx_mono = std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec - realtime_offset;
+        }
+    }
+    if (ee == nullptr) {
+        ++m_stats.invalid_packets;
+        return;
+    }
+    const ip_address destination =
+        address_from(reinterpret_cast<const sockaddr*>(&fs.err_name), msg.msg_namelen);
+    icmp_message m;
+    const auto size = std::min<std::size_t>(static_cast<std::size_t>(res), fs.err_data.size());
+    if (parse_quoted_echo(std::span<const std::byte>(fs.err_data.data(), size), family, m) !=
+        parse_error::none) {
+        ++m_stats.foreign_packets;
+        return;
+    }
+    if (ee->ee_origin == SO_EE_ORIGIN_ICMP || ee->ee_origin == SO_EE_ORIGIN_ICMP6) {
+        // The offender's sockaddr follows the extended error (SO_EE_OFFENDER).
+        const auto* offender = reinterpret_cast<const sockaddr*>(ee + 1);
+        const std::size_t room =
+            fs.err_control.size() -
+            static_cast<std::size_t>(reinterpret_cast<const std::byte*>(offender) -
+                                     fs.err_control.data());
+        match_error(family, m, destination, address_from(offender, room), ee->ee_type, ee->ee_code,
+                    rx_mono, false);
+    } else if (ee->ee_origin == SO_EE_ORIGIN_LOCAL) {
+        match_error(family, m, destination, destination, 0, 0, rx_mono, true);
+    } else {
+        ++m_stats.foreign_packets;
+    }
+}
+
+// --------------------------------------------------------------- matching
+
+void engine_core::process_message(ip_family family, std::span<const std::byte> payload,
+                                  std::size_t full_length, const sockaddr* name,
+                                  std::size_t name_length, std::int64_t rx_mono, int ttl) {
+    const family_state& fs = m_families[family_index(family)];
+    const bool raw = fs.socket.kind == socket_mode::raw;
+    ip_address source = address_from(name, name_length);
+    if (raw && family == ip_family::v4) {
+        // Raw IPv4 sockets deliver the IP header too.
+        ipv4_header ip;
+        if (parse_ipv4_header(payload, ip) != parse_error::none) {
+            ++m_stats.invalid_packets;
+            return;
+        }
+        source = ip.source;
+        ttl = ip.ttl;
+        payload = payload.subspan(ip.header_size);
+        if (full_length != unknown_length)
+            full_length = full_length >= ip.header_size ? full_length - ip.header_size : 0;
+    }
+    icmp_message m;
+    if (const parse_error e = parse_icmp(payload, family, raw && family == ip_family::v4, m);
+        e != parse_error::none) {
+        ++m_stats.invalid_packets;
+        ICMPENGINE_LOG(matching, debug, "invalid packet from {}: parse error {}",
+                       source.to_string(), static_cast<int>(e));
+        return;
+    }
+    // Raw sockets see every process's ICMP: only our identifier is ours.
+    if (raw && m.kind != icmp_kind::other && m.kind != icmp_kind::echo_request &&
+        m.identifier != m_raw_identifier) {
+        ++m_stats.foreign_packets;
+        return;
+    }
+    switch (m.kind) {
+    case icmp_kind::echo_reply:
+        match_reply(family, m, full_length, source, rx_mono, ttl);
+        return;
+    case icmp_kind::dest_unreachable:
+    case icmp_kind::time_exceeded:
+    case icmp_kind::packet_too_big:
+    case icmp_kind::parameter_problem:
+        if (!m.quoted_destination) {
+            ++m_stats.invalid_packets;
+            return;
+        }
+        match_error(family, m, *m.quoted_destination, source, m.type, m.code, rx_mono, false);
+        return;
+    case icmp_kind::echo_request:
+    case icmp_kind::other:
+        ++m_stats.foreign_packets;
+        return;
+    }
+}
+
+std::optional<std::uint32_t> engine_core::find_slot(const icmp_message& m, const ip_address& peer,
+                                                    std::size_t payload_length, bool is_error) {
+    auto count_stale = [&](slot_outcome outcome) {
+        if (!is_error && outcome == slot_outcome::reply)
+            ++m_stats.duplicate_replies;
+        else
+            ++m_stats.late_replies;
+    };
+    if (m.payload.size() >= token_size) {
+        const echo_token t = *read_token(m.payload);
+        if (t.slot >= m_slots.size() || (t.slot & 0xffffu) != m.sequence ||
+            token_tag(m_key, t.slot, t.generation, m.sequence) != t.tag) {
+            ++m_stats.invalid_packets; // forged, corrupted, or not ours at all
+            ICMPENGINE_LOG(matching, debug, "token mismatch from {} seq {}", peer.to_string(),
+                           m.sequence);
+            return std::nullopt;
+        }
+        const slot& s = m_slots[t.slot];
+        if (t.generation == s.generation && s.state == slot_state::in_flight) {
+            // ICMP errors quote a prefix of the request; a truncated receive
+            // holds a prefix of the reply: both must match what we sent.
+            const bool prefix_only = is_error || payload_length == unknown_length;
+            const bool payload_ok =
+                prefix_only ? m.payload.size() <= s.payload_size &&
+                                  payload_matches(m.payload, s.payload_size, s.payload_size, &t)
+                            : payload_matches(m.payload, payload_length, s.payload_size, &t);
+            if (!s.has_token || !same_host(s.target, peer) || !payload_ok) {
+                ++m_stats.invalid_packets;
+                ICMPENGINE_LOG(matching, debug,
+                               "authentic token but wrong peer {} or payload for slot {}",
+                               peer.to_string(), t.slot);
+                return std::nullopt;
+            }
+            return t.slot;
+        }
+        if (t.generation == s.generation)
+            count_stale(s.outcome);
+        else if (t.generation + 1 == s.generation)
+            count_stale(s.prev_outcome);
+        else
+            ++m_stats.late_replies;
+        return std::nullopt;
+    }
+
+    // No token: match by peer and sequence among the slots that share the
+    // sequence (index modulo 2^16). Ambiguity is refused, never guessed.
+    std::optional<std::uint32_t> found;
+    std::optional<slot_outcome> stale;
+    for (std::size_t i = m.sequence; i < m_slots.size(); i += 65536) {
+        const slot& s = m_slots[i];
+        if (!same_host(s.target, peer))
+            continue;
+        if (s.state != slot_state::in_flight) {
+            if (!s.has_token)
+                stale = s.outcome;
+            continue;
+        }
+        if (!is_error &&
+            (s.has_token || (payload_length != unknown_length && s.payload_size != payload_length)))
+            continue;
+        if (found) {
+            ++m_stats.invalid_packets;
+            ICMPENGINE_LOG(matching, debug, "ambiguous token-less match for {} seq {}",
+                           peer.to_string(), m.sequence);
+            return std::nullopt;
+        }
+        found = static_cast<std::uint32_t>(i);
+    }
+    if (found) {
+        const slot& s = m_slots[*found];
+        const std::size_t full = payload_length == unknown_length ? s.payload_size : payload_length;
+        if (!is_error && !payload_matches(m.payload, full, s.payload_size, nullptr)) {
+            ++m_stats.invalid_packets;
+            return std::nullopt;
+        }
+        return found;
+    }
+    if (stale)
+        count_stale(*stale);
+    else
+        ++m_stats.invalid_packets;
+    return std::nullopt;
+}
+
+void engine_core::match_reply(ip_family family, const icmp_message& m, std::size_t full_length,
+                              const ip_address& source, std::int64_t rx_mono, int ttl) {
+    (void)family;
+    std::size_t payload_length = unknown_length;
+    if (full_length != unknown_length)
+        payload_length = full_length >= icmp_header_size ? full_length - icmp_header_size : 0;
+    const std::optional<std::uint32_t> index = find_slot(m, source, payload_length, false);
+    if (!index)
+        return;
+    slot& s = m_slots[*index];
+    if (payload_length == unknown_length)
+        payload_length = s.payload_size; // truncated, and a prefix of what we sent
+    const std::int64_t now = now_mono();
+    if (rx_mono <= 0 || rx_mono < s.tx_mono || rx_mono > now)
+        rx_mono = now; // no usable kernel timestamp (or the wall clock stepped)
+    if (rx_mono > s.deadline) {
+        // Arrived after its deadline: the ping timed out, the reply is late,
+        // whatever order the timer and the reply were processed in.
+        ++m_stats.late_replies;
+        end(*index, ping_status::timeout);
+        return;
+    }
+    if (s.op != nullptr) {
+        ping_result& r = s.op->m_result;
+        r.rtt = std::chrono::nanoseconds(rx_mono - s.tx_mono);
+        r.from = source;
+        r.ttl = static_cast<std::uint8_t>(std::clamp(ttl, 0, 255));
+        r.icmp_type = m.type;
+        r.icmp_code = m.code;
+        r.bytes = static_cast<std::uint32_t>(payload_length);
+    }
+    end(*index, ping_status::reply);
+}
+
+void engine_core::match_error(ip_family family, const icmp_message& m,
+                              const ip_address& destination, const ip_address& reporter,
+                              std::uint8_t type, std::uint8_t code, std::int64_t rx_mono,
+                              bool local) {
+    const std::optional<std::uint32_t> index = find_slot(m, destination, 0, true);
+    if (!index)
+        return;
+    slot& s = m_slots[*index];
+    const std::int64_t now = now_mono();
+    if (rx_mono <= 0 || rx_mono < s.tx_mono || rx_mono > now)
+        rx_mono = now;
+    if (rx_mono > s.deadline) {
+        ++m_stats.late_replies;
+        end(*index, ping_status::timeout);
+        return;
+    }
+    const ping_status status = local ? ping_status::send_error : error_status(family, type, code);
+    if (s.op != nullptr) {
+        ping_result& r = s.op->m_result;
+        r.rtt = std::chrono::nanoseconds(rx_mono - s.tx_mono);
+        r.from = reporter;
+        r.icmp_type = type;
+        r.icmp_code = code;
+        if (local)
+            r.error = std::error_code(EMSGSIZE, std::system_category());
+    }
+    ICMPENGINE_LOG(matching, debug, "ICMP error type {} code {} from {} for ping to {}", type, code,
+                   reporter.to_string(), destination.to_string());
+    end(*index, status);
+}
+
+// ----------------------------------------------------------- ending pings
+
+void engine_core::expire() {
+    if (m_heap.empty())
+        return;
+    const std::int64_t now = now_mono();
+    while (!m_heap.empty() && m_heap.top().deadline <= now) {
+        const std::uint32_t index = m_heap.pop().id;
+        end(index, ping_status::timeout);
+    }
+}
+
+void engine_core::end(std::uint32_t index, ping_status status) {
+    slot& s = m_slots[index];
+    if (s.state != slot_state::in_flight)
+        return;
+    m_heap.erase(index);
+    s.state = slot_state::ended;
+    s.outcome = status == ping_status::reply ? slot_outcome::reply : slot_outcome::other;
+    --m_stats.in_flight;
+    switch (status) {
+    case ping_status::reply:
+        ++m_stats.replies;
+        break;
+    case ping_status::timeout:
+        ++m_stats.timeouts;
+        break;
+    case ping_status::unreachable:
+    case ping_status::time_exceeded:
+    case ping_status::packet_too_big:
+    case ping_status::parameter_problem:
+        ++m_stats.icmp_errors;
+        break;
+    case ping_status::send_error:
+        ++m_stats.send_errors;
+        break;
+    case ping_status::cancelled:
+        ++m_stats.cancelled;
+        break;
+    }
+    if (s.op != nullptr) {
+        s.op->m_result.status = status;
+        if (status == ping_status::timeout || status == ping_status::cancelled)
+            s.op->m_result.rtt = std::chrono::nanoseconds(0);
+    }
+    // The kernel may still read the request's buffer until its send CQE: the
+    // slot (and the awaiter's resumption) waits for it.
+    if (!s.send_pending)
+        finish(index);
+}
+
+void engine_core::finish(std::uint32_t index) {
+    slot& s = m_slots[index];
+    ping_op* op = std::exchange(s.op, nullptr);
+    s.state = slot_state::free;
+    m_free_slots.push_back(index);
+    --m_slots_in_use;
+    if (op != nullptr) {
+        op->m_done = true;
+        op->m_slot = no_slot;
+        m_ready.push_back(op->m_waiter);
+    }
+}
+
+void engine_core::admit_waiting() {
+    while (!m_waiting.empty() && m_slots_in_use < m_config.max_in_flight && !m_stopping) {
+        ping_op* op = m_waiting.front();
+        m_waiting.pop_front();
+        op->m_waiting = false;
+        --m_stats.waiting;
+        const std::size_t before = m_waiting.size();
+        launch(*op);
+        if (m_waiting.size() > before)
+            break; // it went back to waiting: no usable slot yet
+    }
+}
+
+void engine_core::abandon(ping_op& op) noexcept {
+    // The coroutine frame holding `op` is being destroyed while its ping is
+    // still pending: the ping ends normally, with no one to resume.
+    if (op.m_waiting) {
+        auto it = std::find(m_waiting.begin(), m_waiting.end(), &op);
+        if (it != m_waiting.end()) {
+            m_waiting.erase(it);
+            --m_stats.waiting;
+        }
+        return;
+    }
+    if (op.m_slot < m_slots.size() && m_slots[op.m_slot].op == &op)
+        m_slots[op.m_slot].op = nullptr;
+}
+
+// ---------------------------------------------------------- spawn / stop
+
+void engine_core::spawn(task<void> t) {
+    const spawned s = spawn_body(this, std::move(t));
+    m_spawned.push_back(s.m_handle);
+    m_ready.push_back(s.m_handle); // starts at the next turn of a run()
+}
+
+void engine_core::record_spawn_exception(std::exception_ptr e) noexcept {
+    if (!m_spawn_exception)
+        m_spawn_exception = std::move(e);
+}
+
+void engine_core::sweep_spawned() {
+    if (m_spawned_done == 0)
+        return;
+    std::erase_if(m_spawned, [](std::coroutine_handle<> h) {
+        if (!h.done())
+            return false;
+        h.destroy();
+        return true;
+    });
+    m_spawned_done = 0;
+}
+
+void engine_core::cancel_all() {
+    while (!m_waiting.empty()) {
+        ping_op* op = m_waiting.front();
+        m_waiting.pop_front();
+        op->m_waiting = false;
+        --m_stats.waiting;
+        ++m_stats.sent;
+        ++m_stats.cancelled;
+        op->m_result.status = ping_status::cancelled;
+        op->m_result.error = make_error_code(errc::stopped);
+        op->m_done = true;
+        m_ready.push_back(op->m_waiter);
+    }
+    for (std::uint32_t i = 0; i < m_slots.size(); ++i)
+        if (m_slots[i].state == slot_state::in_flight) {
+            if (m_slots[i].op != nullptr)
+                m_slots[i].op->m_result.error = make_error_code(errc::stopped);
+            end(i, ping_status::cancelled);
+        }
+}
+
+void engine_core::stop() {
+    if (!m_stopping) {
+        m_stopping = true;
+        ICMPENGINE_LOG(ring, info, "stopping: {} pings in flight, {} waiting", m_stats.in_flight,
+                       m_stats.waiting);
+    }
+    cancel_all();
+    if (m_drive_depth > 0 || m_torn_down)
+        return; // the running loop resumes the cancelled; teardown comes later
+    // Resume everyone cancelled and collect every send CQE still due.
+    for (;;) {
+        flush_sends(false);
+        run_ready();
+        cancel_all();
+        sweep_spawned();
+        if (m_ready.empty() && m_sends_in_kernel == 0)
+            break;
+        if (m_ring_ready)
+            turn(true);
+    }
+    // Whatever spawned task is still suspended waits for something outside
+    // the engine and can never finish: destroy it.
+    for (std::coroutine_handle<> h : m_spawned)
+        h.destroy();
+    m_spawned.clear();
+    teardown();
+}
+
+void engine_core::teardown() noexcept {
+    if (m_torn_down)
+        return;
+    m_torn_down = true;
+    if (m_ring_ready) {
+        // Cancel the multishot receives, error-queue reads and the timer, and
+        // reap their final CQEs: the buffers they point to are freed below.
+        io_uring_sqe* sqe = io_uring_get_sqe(&m_ring);
+        if (sqe == nullptr) {
+            io_uring_submit(&m_ring);
+            sqe = io_uring_get_sqe(&m_ring);
+        }
+        if (sqe != nullptr) {
+            io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+            io_uring_sqe_set_data64(sqe, encode(op_kind::cancel, 0));
+        }
+        for (int round = 0; round < 100; ++round) {
+            bool busy = m_timer_armed || m_sends_in_kernel > 0;
+            for (const family_state& fs : m_families)
+                busy = busy || fs.recv_armed || fs.err_reading;
+            if (!busy)
+                break;
+            __kernel_timespec ts{0, 10'000'000};
+            io_uring_cqe* cqe = nullptr;
+            io_uring_submit_and_wait_timeout(&m_ring, &cqe, 1, &ts, nullptr);
+            harvest();
+        }
+        io_uring_queue_exit(&m_ring);
+        m_ring_ready = false;
+    }
+    for (family_state& fs : m_families) {
+        if (fs.buf_ring != nullptr) {
+            ::munmap(fs.buf_ring, fs.buf_ring_bytes);
+            fs.buf_ring = nullptr;
+        }
+        if (fs.socket.fd >= 0) {
+            ::close(fs.socket.fd);
+            fs.socket.fd = -1;
+        }
+    }
+    for (slot& s : m_slots) {
+        m_send_buffers.put(s.send_buffer, sockaddr_room + icmp_header_size + s.payload_size);
+        s.send_buffer = nullptr;
+    }
+}
+
+} // namespace icmpengine::detail
+
+// ------------------------------------------------------ icmpengine::engine
+
+namespace icmpengine {
+
+engine::engine(engine_config config)
+    : m_core(std::make_unique<detail::engine_core>(std::move(config))) {}
+
+engine::~engine() = default;
+
+task<ping_result> engine::ping(ip_address to, std::chrono::nanoseconds timeout,
+                               ping_options options) {
+    // Checked here, at the call, rather than when the lazy task first runs.
+    if (timeout.count() <= 0)
+        throw std::invalid_argument(fmt::format("ping to {}: timeout {} ns must be positive",
+                                                to.to_string(), timeout.count()));
+    if (timeout.count() > detail::max_timeout_ns)
+        throw std::invalid_argument(fmt::format(
+            "ping to {}: timeout {} ns is longer than ten years", to.to_string(), timeout.count()));
+    if (options.payload_size > detail::max_payload_size)
+        throw std::invalid_argument(fmt::format("ping to {}: payload size {} exceeds {} bytes",
+                                                to.to_string(), options.payload_size,
+                                                detail::max_payload_size));
+    return m_core->ping(to, timeout, options);
+}
+
+void engine::drive(std::coroutine_handle<> root) {
+    m_core->drive(root);
+}
+void engine::spawn(task<void> t) {
+    m_core->spawn(std::move(t));
+}
+std::error_code engine::open(ip_family family) {
+    return m_core->open(family);
+}
+void engine::stop() {
+    m_core->stop();
+}
+bool engine::stopped() const noexcept {
+    return m_core->stopped();
+}
+engine_stats engine::stats() const noexcept {
+    return m_core->stats();
+}
+const engine_config& engine::config() const noexcept {
+    return m_core->config();
+}
+std::optional<socket_mode> engine::socket_kind(ip_family family) const noexcept {
+    return m_core->socket_kind(family);
+}
+
+} // namespace icmpengine

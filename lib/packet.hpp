@@ -76,6 +76,8 @@ std::size_t build_echo_request(std::span<std::byte> out, ip_family family,
 /// True if `received` (an echo payload as received, possibly truncated by a
 /// short receive buffer) is a prefix of what build_echo_request would have
 /// sent with this token and `sent_size`, and `full_size` == `sent_size`.
+/// When a token was sent (`token` set and `sent_size` >= token_size),
+/// `received` must hold all of it: a token cut short authenticates nothing.
 /// `token` may be null for payloads without one.
 bool payload_matches(std::span<const std::byte> received, std::size_t full_size,
                      std::uint32_t sent_size, const echo_token* token) noexcept;

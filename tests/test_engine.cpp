@@ -1,2 +1,689 @@
-// work in progress
+// System tests of icmpengine::engine. support/system_main.cpp has moved this
+// process into a private network namespace (lo up, ping_group_range open):
+// every packet here goes to loopback or to namespaces created below.
 #include <catch2/catch.hpp>
+
+#include "netns.hpp"
+#include "seed.hpp"
+
+#include <icmpengine/icmpengine.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <coroutine>
+#include <cstring>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+using namespace std::chrono_literals;
+using icmpengine::engine;
+using icmpengine::engine_config;
+using icmpengine::engine_stats;
+using icmpengine::ip_address;
+using icmpengine::ping_result;
+using icmpengine::ping_status;
+using icmpengine::task;
+namespace testing = icmpengine::testing;
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+ip_address addr(const char* text) {
+    return ip_address::parse(text);
+}
+
+// 127.1.0.1 upward: distinct loopback targets (all of 127/8 is local).
+ip_address loopback_v4(std::uint32_t i) {
+    return ip_address::from_v4(0x7f010001u + i);
+}
+
+/// The engine's counters balance: every accepted ping ended exactly once or
+/// is still in flight.
+void require_balanced(const engine_stats& s) {
+    INFO("sent " << s.sent << " replies " << s.replies << " timeouts " << s.timeouts
+                 << " icmp_errors " << s.icmp_errors << " send_errors " << s.send_errors
+                 << " cancelled " << s.cancelled << " in_flight " << s.in_flight);
+    REQUIRE(s.sent ==
+            s.replies + s.timeouts + s.icmp_errors + s.send_errors + s.cancelled + s.in_flight);
+    REQUIRE(s.waiting == 0);
+}
+
+task<std::vector<ping_result>> ping_all(engine& eng, std::vector<ip_address> targets,
+                                        std::chrono::nanoseconds timeout,
+                                        icmpengine::ping_options options = {}) {
+    std::vector<task<ping_result>> pings;
+    pings.reserve(targets.size());
+    for (const auto& t : targets)
+        pings.push_back(eng.ping(t, timeout, options));
+    co_return co_await icmpengine::when_all(std::move(pings));
+}
+
+/// A ping together with when it ended, as seen by the awaiting coroutine.
+struct timed_result {
+    ping_result result;
+    clock_type::time_point started;
+    clock_type::time_point ended;
+};
+
+task<timed_result> timed_ping(engine& eng, ip_address to, std::chrono::nanoseconds timeout) {
+    timed_result t;
+    t.started = clock_type::now();
+    t.result = co_await eng.ping(to, timeout);
+    t.ended = clock_type::now();
+    co_return t;
+}
+
+/// An awaitable nobody ever resumes (for run()'s deadlock detection).
+struct never {
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<>) const noexcept {}
+    void await_resume() const noexcept {}
+};
+
+// The lateness allowed when checking that a timeout fired on time. The
+// machines are small and noisy, and sanitizers slow everything.
+constexpr auto timing_slack = 30ms;
+
+} // namespace
+
+TEST_CASE("IPv4 and IPv6 loopback pings get replies with sane RTTs", "[engine]") {
+    engine eng;
+    auto results = eng.run(
+        ping_all(eng, {addr("127.0.0.1"), addr("::1"), addr("127.0.0.1"), addr("::1")}, 2s));
+    REQUIRE(results.size() == 4);
+    for (std::size_t i = 0; i < results.size(); ++i) {
+        const ping_result& r = results[i];
+        INFO("ping " << i << ": " << to_string(r.status));
+        REQUIRE(r.status == ping_status::reply);
+        CHECK(r.rtt > 0ns);
+        CHECK(r.rtt < 100ms);
+        CHECK(r.bytes == 56);
+        CHECK(r.ttl == 64);
+        CHECK(r.from == (i % 2 == 0 ? addr("127.0.0.1") : addr("::1")));
+        CHECK(r.icmp_type == (i % 2 == 0 ? 0 : 129));
+        CHECK(r.error == std::error_code{});
+    }
+    // Each of the four got its own sequence number.
+    std::set<std::uint16_t> sequences;
+    for (const auto& r : results)
+        sequences.insert(r.sequence);
+    CHECK(sequences.size() == 4);
+    CHECK(eng.socket_kind(icmpengine::ip_family::v4) == icmpengine::socket_mode::datagram);
+    CHECK(eng.socket_kind(icmpengine::ip_family::v6) == icmpengine::socket_mode::datagram);
+    const engine_stats s = eng.stats();
+    CHECK(s.sent == 4);
+    CHECK(s.replies == 4);
+    require_balanced(s);
+}
+
+TEST_CASE("payload sizes from 0 to the maximum, with and without a token", "[engine]") {
+    engine eng;
+    // 0..15 bytes carry no token: matched by address and sequence.
+    const std::vector<std::uint32_t> sizes{0, 1, 8, 15, 16, 17, 56, 1000, 1472, 9000, 65000};
+    std::vector<task<ping_result>> pings;
+    for (auto size : sizes) {
+        pings.push_back(eng.ping(addr("127.0.0.1"), 2s, {.payload_size = size}));
+        pings.push_back(eng.ping(addr("::1"), 2s, {.payload_size = size}));
+    }
+    pings.push_back(eng.ping(addr("127.0.0.1"), 2s, {.payload_size = 65507}));
+    auto results = eng.run(icmpengine::when_all(std::move(pings)));
+    for (std::size_t i = 0; i + 1 < results.size(); ++i) {
+        INFO("payload " << sizes[i / 2] << (i % 2 ? " v6" : " v4"));
+        REQUIRE(results[i].status == ping_status::reply);
+        CHECK(results[i].bytes == sizes[i / 2]);
+    }
+    CHECK(results.back().status == ping_status::reply);
+    CHECK(results.back().bytes == 65507);
+    require_balanced(eng.stats());
+    CHECK(eng.stats().invalid_packets == 0);
+}
+
+TEST_CASE("many token-less pings to one address in flight at once", "[engine]") {
+    engine eng;
+    std::vector<ip_address> targets(2000, addr("127.0.0.1"));
+    auto results = eng.run(ping_all(eng, targets, 5s, {.payload_size = 4}));
+    std::set<std::uint16_t> sequences;
+    for (const auto& r : results) {
+        REQUIRE(r.status == ping_status::reply);
+        REQUIRE(r.bytes == 4);
+        sequences.insert(r.sequence);
+    }
+    CHECK(sequences.size() == results.size());
+    require_balanced(eng.stats());
+}
+
+TEST_CASE("two pings to the same address in flight at once each get their own reply", "[engine]") {
+    engine eng;
+    auto both = [](engine& e) -> task<std::vector<ping_result>> {
+        std::vector<task<ping_result>> pings;
+        pings.push_back(e.ping(addr("127.0.0.1"), 2s, {.payload_size = 56}));
+        pings.push_back(e.ping(addr("127.0.0.1"), 2s, {.payload_size = 300}));
+        pings.push_back(e.ping(addr("::1"), 2s, {.payload_size = 56}));
+        pings.push_back(e.ping(addr("::1"), 2s, {.payload_size = 300}));
+        co_return co_await icmpengine::when_all(std::move(pings));
+    };
+    auto r = eng.run(both(eng));
+    for (const auto& x : r)
+        REQUIRE(x.status == ping_status::reply);
+    // A reply credited to the wrong ping would show the other payload size.
+    CHECK(r[0].bytes == 56);
+    CHECK(r[1].bytes == 300);
+    CHECK(r[2].bytes == 56);
+    CHECK(r[3].bytes == 300);
+    CHECK(r[0].sequence != r[1].sequence);
+    CHECK(r[2].sequence != r[3].sequence);
+    require_balanced(eng.stats());
+}
+
+TEST_CASE("timeouts when the target ignores echo requests", "[engine][timeout]") {
+    testing::scoped_sysctl ignore4("net.ipv4.icmp_echo_ignore_all", "1");
+    testing::scoped_sysctl ignore6("net.ipv6.icmp.echo_ignore_all", "1");
+    engine eng;
+    const auto t0 = clock_type::now();
+    auto results = eng.run(ping_all(eng, {addr("127.0.0.1"), addr("::1")}, 100ms));
+    const auto elapsed = clock_type::now() - t0;
+    for (const auto& r : results) {
+        CHECK(r.status == ping_status::timeout);
+        CHECK(r.rtt == 0ns);
+        CHECK_FALSE(r.fake_dropped);
+    }
+    CHECK(elapsed >= 100ms);
+    CHECK(elapsed < 100ms + timing_slack);
+    const engine_stats s = eng.stats();
+    CHECK(s.timeouts == 2);
+    require_balanced(s);
+}
+
+TEST_CASE("mixed timeouts resolve in deadline order, each on time, a short one behind a 1 h one",
+          "[engine][timeout]") {
+    testing::scoped_sysctl ignore4("net.ipv4.icmp_echo_ignore_all", "1");
+    engine eng;
+    std::vector<timed_result> done;
+    auto scenario = [&](engine& e) -> task<void> {
+        // The 1 h ping goes first, so the timer is armed for an hour when the
+        // short ones arrive: they must pull it in (IORING_OP_TIMEOUT update).
+        e.spawn([](engine& e2, std::vector<timed_result>& out) -> task<void> {
+            out.push_back(co_await timed_ping(e2, addr("127.0.0.2"), 1h));
+        }(e, done));
+        std::vector<task<void>> mixed;
+        for (auto timeout : {500ms, 5ms, 50ms, 50ms, 5ms, 500ms})
+            mixed.push_back([](engine& e2, std::chrono::milliseconds t,
+                               std::vector<timed_result>& out) -> task<void> {
+                out.push_back(co_await timed_ping(e2, addr("127.0.0.3"), t));
+            }(e, timeout, done));
+        co_await icmpengine::when_all(std::move(mixed));
+        // A short ping issued while the 1 h ping is still pending.
+        done.push_back(co_await timed_ping(e, addr("127.0.0.4"), 10ms));
+        CHECK(e.stats().in_flight == 1); // the 1 h ping
+        e.stop();
+    };
+    eng.run(scenario(eng));
+    // The engine's destructor (or stop) resumes the 1 h ping as cancelled.
+    std::vector<std::chrono::milliseconds> expected{5ms, 5ms, 50ms, 50ms, 500ms, 500ms, 10ms};
+    REQUIRE(done.size() >= 7);
+    for (std::size_t i = 0; i < 7; ++i) {
+        const timed_result& t = done[i];
+        const auto took = t.ended - t.started;
+        INFO("ping " << i << " timeout " << expected[i].count() << " ms took "
+                     << (std::chrono::duration<double, std::milli>(took).count()) << " ms");
+        CHECK(t.result.status == ping_status::timeout);
+        CHECK(took >= expected[i]);
+        CHECK(took < expected[i] + timing_slack);
+    }
+    // Deadline order: each resolved no earlier than the one before it.
+    for (std::size_t i = 1; i < 6; ++i)
+        CHECK(done[i].ended >= done[i - 1].ended);
+    eng.stop();
+    REQUIRE(done.size() == 8);
+    CHECK(done[7].result.status == ping_status::cancelled);
+    CHECK(done[7].ended - done[7].started < 10s);
+    const engine_stats s = eng.stats();
+    CHECK(s.timeouts == 7);
+    CHECK(s.cancelled == 1);
+    require_balanced(s);
+}
+
+TEST_CASE("100k pings in flight at once to distinct addresses all resolve correctly",
+          "[engine][scale]") {
+    engine eng;
+    constexpr std::uint32_t n = 100'000;
+    std::vector<ip_address> targets;
+    targets.reserve(n);
+    for (std::uint32_t i = 0; i < n; ++i)
+        targets.push_back(loopback_v4(i));
+    auto results = eng.run(ping_all(eng, targets, 10s));
+    REQUIRE(results.size() == n);
+    std::size_t replies = 0;
+    for (std::uint32_t i = 0; i < n; ++i) {
+        if (results[i].status == ping_status::reply && results[i].from == targets[i])
+            ++replies;
+    }
+    CHECK(replies == n);
+    const engine_stats s = eng.stats();
+    CHECK(s.replies == n);
+    CHECK(s.invalid_packets == 0);
+    CHECK(s.duplicate_replies == 0);
+    CHECK(s.late_replies == 0);
+    require_balanced(s);
+}
+
+TEST_CASE("100k pings pending at once all time out together", "[engine][scale][timeout]") {
+    testing::scoped_sysctl ignore4("net.ipv4.icmp_echo_ignore_all", "1");
+    engine eng;
+    constexpr std::uint32_t n = 100'000;
+    std::vector<ip_address> targets;
+    for (std::uint32_t i = 0; i < n; ++i)
+        targets.push_back(loopback_v4(i));
+    std::uint64_t in_flight_seen = 0;
+    std::vector<ping_result> results;
+    auto scenario = [&](engine& e) -> task<void> {
+        e.spawn(
+            [](engine& e2, std::vector<ip_address> t, std::vector<ping_result>& out) -> task<void> {
+                out = co_await ping_all(e2, std::move(t), 1s);
+            }(e, targets, results));
+        // Starts right after the fan-out above has started every ping, with
+        // no loop turn (and so no expiry) in between.
+        e.spawn([](engine& e2, std::uint64_t& seen) -> task<void> {
+            seen = e2.stats().in_flight;
+            co_return;
+        }(e, in_flight_seen));
+        co_await e.ping(addr("127.0.0.1"), 1500ms);
+    };
+    eng.run(scenario(eng));
+    CHECK(in_flight_seen == n + 1);
+    REQUIRE(results.size() == n);
+    CHECK(std::all_of(results.begin(), results.end(),
+                      [](const ping_result& r) { return r.status == ping_status::timeout; }));
+    CHECK(eng.stats().timeouts == n + 1);
+    require_balanced(eng.stats());
+}
+
+TEST_CASE("fake drop: exactly the dropped pings time out", "[engine][fake_drop]") {
+    const std::uint64_t seed = testing::test_seed("fake_drop");
+    engine eng({.fake_drop_probability = 0.3, .fake_drop_seed = seed});
+    constexpr std::uint32_t n = 10'000;
+    std::vector<ip_address> targets;
+    for (std::uint32_t i = 0; i < n; ++i)
+        targets.push_back(loopback_v4(i));
+    auto results = eng.run(ping_all(eng, targets, 300ms));
+    std::size_t dropped = 0;
+    for (const auto& r : results) {
+        if (r.fake_dropped) {
+            ++dropped;
+            REQUIRE(r.status == ping_status::timeout);
+        } else {
+            REQUIRE(r.status == ping_status::reply);
+        }
+    }
+    // Binomial(10000, 0.3): the standard deviation is ~46; allow 6 of them.
+    CHECK(dropped > 2700);
+    CHECK(dropped < 3300);
+    const engine_stats s = eng.stats();
+    CHECK(s.fake_dropped == dropped);
+    CHECK(s.timeouts == dropped);
+    CHECK(s.replies == n - dropped);
+    require_balanced(s);
+}
+
+TEST_CASE("stop() with 10k pings in flight resumes each exactly once as cancelled",
+          "[engine][stop]") {
+    testing::scoped_sysctl ignore4("net.ipv4.icmp_echo_ignore_all", "1");
+    testing::scoped_sysctl ignore6("net.ipv6.icmp.echo_ignore_all", "1");
+    std::vector<int> resumed(10'000, 0);
+    std::vector<ping_status> statuses(10'000, ping_status::reply);
+    engine eng;
+    auto one = [](engine& e, ip_address a, int& count, ping_status& status) -> task<void> {
+        const ping_result r = co_await e.ping(a, 1h);
+        ++count;
+        status = r.status;
+    };
+    auto scenario = [&](engine& e) -> task<void> {
+        std::vector<task<void>> pings;
+        for (std::uint32_t i = 0; i < resumed.size(); ++i)
+            pings.push_back(one(e, i % 2 ? addr("::1") : loopback_v4(i), resumed[i], statuses[i]));
+        e.spawn([](engine& e2) -> task<void> {
+            co_await e2.ping(addr("127.0.0.1"), 20ms); // times out
+            e2.stop();
+        }(e));
+        co_await icmpengine::when_all(std::move(pings));
+    };
+    eng.run(scenario(eng));
+    CHECK(std::all_of(resumed.begin(), resumed.end(), [](int c) { return c == 1; }));
+    CHECK(std::all_of(statuses.begin(), statuses.end(),
+                      [](ping_status s) { return s == ping_status::cancelled; }));
+    CHECK(eng.stopped());
+    // Later pings end at once as cancelled.
+    auto late = eng.run(eng.ping(addr("127.0.0.1"), 1s));
+    CHECK(late.status == ping_status::cancelled);
+    CHECK(late.error == icmpengine::errc::stopped);
+    const engine_stats s = eng.stats();
+    CHECK(s.cancelled == 10'001);
+    CHECK(s.in_flight == 0);
+    require_balanced(s);
+}
+
+TEST_CASE("destroying the engine with 10k pings in flight cancels them all", "[engine][stop]") {
+    testing::scoped_sysctl ignore4("net.ipv4.icmp_echo_ignore_all", "1");
+    std::vector<int> resumed(10'000, 0);
+    std::vector<ping_status> statuses(10'000, ping_status::reply);
+    {
+        engine eng;
+        for (std::uint32_t i = 0; i < resumed.size(); ++i)
+            eng.spawn([](engine& e, ip_address a, int& count, ping_status& status) -> task<void> {
+                const ping_result r = co_await e.ping(a, 1h);
+                ++count;
+                status = r.status;
+            }(eng, loopback_v4(i), resumed[i], statuses[i]));
+        // Let them all go out, then leave with them pending.
+        auto r = eng.run(eng.ping(addr("127.0.0.1"), 30ms));
+        CHECK(r.status == ping_status::timeout);
+        CHECK(eng.stats().in_flight == resumed.size());
+        require_balanced(eng.stats());
+    }
+    CHECK(std::all_of(resumed.begin(), resumed.end(), [](int c) { return c == 1; }));
+    CHECK(std::all_of(statuses.begin(), statuses.end(),
+                      [](ping_status s) { return s == ping_status::cancelled; }));
+}
+
+TEST_CASE("backpressure: beyond max_in_flight, ping() waits for a slot", "[engine]") {
+    engine eng({.max_in_flight = 16});
+    std::uint64_t max_seen = 0;
+    auto watcher = [](engine& e, std::uint64_t& seen, const bool& done) -> task<void> {
+        while (!done) {
+            seen = std::max(seen, e.stats().in_flight);
+            co_await e.ping(addr("::1"), 1s);
+        }
+    };
+    bool done = false;
+    auto scenario = [&](engine& e) -> task<std::vector<ping_result>> {
+        std::vector<ip_address> targets;
+        for (std::uint32_t i = 0; i < 3000; ++i)
+            targets.push_back(loopback_v4(i));
+        e.spawn(watcher(e, max_seen, done));
+        auto r = co_await ping_all(e, targets, 5s);
+        done = true;
+        co_return r;
+    };
+    auto results = eng.run(scenario(eng));
+    for (const auto& r : results)
+        REQUIRE(r.status == ping_status::reply);
+    CHECK(max_seen <= 16);
+    CHECK(max_seen >= 1);
+    require_balanced(eng.stats());
+}
+
+TEST_CASE("a tiny ring and few receive buffers: a full SQ and ENOBUFS lose nothing",
+          "[engine][ring]") {
+    engine eng({.queue_depth = 8, .send_batch = 8, .receive_buffers = 16});
+    std::vector<ip_address> targets;
+    for (std::uint32_t i = 0; i < 5000; ++i)
+        targets.push_back(i % 3 == 0 ? addr("::1") : loopback_v4(i));
+    auto results = eng.run(ping_all(eng, targets, 5s));
+    std::size_t replies = 0;
+    for (std::size_t i = 0; i < results.size(); ++i)
+        replies += results[i].status == ping_status::reply && results[i].from == targets[i];
+    CHECK(replies == targets.size());
+    require_balanced(eng.stats());
+    CHECK(eng.stats().receive_overruns == 0);
+}
+
+TEST_CASE("ICMP errors from a router resolve pings as unreachable / time_exceeded",
+          "[engine][icmp_error]") {
+    // A router namespace behind a veth pair. It answers 198.19.0.0/24 and
+    // 2001:db8:ff::/48 with "unreachable" and forwards 198.19.1.0/24 and
+    // 2001:db8:fe::/48 (so a TTL of 1 expires there). These benchmarking /
+    // documentation prefixes exist only inside our namespaces.
+    testing::peer_netns router;
+    const std::string pid = std::to_string(router.pid());
+    testing::run("ip link add veth-a type veth peer name veth-r");
+    testing::run("ip link set veth-r netns " + pid);
+    testing::run("ip addr add 198.18.0.1/30 dev veth-a && "
+                 "ip -6 addr add 2001:db8:1::1/64 dev veth-a nodad && ip link set veth-a up");
+    router.exec("ip addr add 198.18.0.2/30 dev veth-r && "
+                "ip -6 addr add 2001:db8:1::2/64 dev veth-r nodad && ip link set veth-r up && "
+                "sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 "
+                "net.ipv4.icmp_ratelimit=0 net.ipv6.icmp.ratelimit=0 && "
+                "ip route add unreachable 198.19.0.0/24 && "
+                "ip -6 route add unreachable 2001:db8:ff::/48 && "
+                "ip route add 198.19.1.0/24 via 198.18.0.1 && "
+                "ip -6 route add 2001:db8:fe::/48 via 2001:db8:1::1");
+    testing::run("ip route add 198.19.0.0/16 via 198.18.0.2 && "
+                 "ip -6 route add 2001:db8:fe::/47 via 2001:db8:1::2");
+
+    SECTION("unreachable") {
+        engine eng;
+        auto r = eng.run(
+            ping_all(eng, {addr("198.19.0.1"), addr("2001:db8:ff::1"), addr("198.19.0.2")}, 5s));
+        CHECK(r[0].status == ping_status::unreachable);
+        CHECK(r[0].from == addr("198.18.0.2"));
+        CHECK(r[0].icmp_type == 3);
+        CHECK(r[0].rtt > 0ns);
+        CHECK(r[1].status == ping_status::unreachable);
+        CHECK(r[1].from == addr("2001:db8:1::2"));
+        CHECK(r[1].icmp_type == 1);
+        CHECK(r[2].status == ping_status::unreachable);
+        const engine_stats s = eng.stats();
+        CHECK(s.icmp_errors == 3);
+        require_balanced(s);
+        // The receive path survived the socket errors: loopback still works.
+        CHECK(eng.run(eng.ping(addr("127.0.0.1"), 2s)).status == ping_status::reply);
+        CHECK(eng.run(eng.ping(addr("::1"), 2s)).status == ping_status::reply);
+    }
+    SECTION("time exceeded") {
+        engine eng({.ttl = 1});
+        auto r = eng.run(ping_all(eng, {addr("198.19.1.1"), addr("2001:db8:fe::1")}, 5s));
+        CHECK(r[0].status == ping_status::time_exceeded);
+        CHECK(r[0].from == addr("198.18.0.2"));
+        CHECK(r[0].icmp_type == 11);
+        CHECK(r[1].status == ping_status::time_exceeded);
+        CHECK(r[1].from == addr("2001:db8:1::2"));
+        CHECK(r[1].icmp_type == 3);
+        require_balanced(eng.stats());
+    }
+    SECTION("raw sockets see ICMP errors in-band") {
+        engine eng({.mode = icmpengine::socket_mode::raw});
+        auto r = eng.run(ping_all(eng, {addr("198.19.0.1"), addr("2001:db8:ff::1")}, 5s));
+        CHECK(r[0].status == ping_status::unreachable);
+        CHECK(r[0].from == addr("198.18.0.2"));
+        CHECK(r[1].status == ping_status::unreachable);
+        CHECK(r[1].from == addr("2001:db8:1::2"));
+        require_balanced(eng.stats());
+    }
+    testing::run("ip link del veth-a");
+}
+
+TEST_CASE("raw sockets when ping_group_range forbids datagram sockets", "[engine][raw]") {
+    testing::scoped_sysctl forbid("net.ipv4.ping_group_range", "1 0");
+    SECTION("automatic mode falls back to raw") {
+        engine eng;
+        auto r = eng.run(ping_all(eng, {addr("127.0.0.1"), addr("::1"), addr("127.0.0.1")}, 2s));
+        for (const auto& x : r) {
+            CHECK(x.status == ping_status::reply);
+            CHECK(x.rtt > 0ns);
+        }
+        CHECK(r[0].ttl == 64);
+        CHECK(eng.socket_kind(icmpengine::ip_family::v4) == icmpengine::socket_mode::raw);
+        CHECK(eng.socket_kind(icmpengine::ip_family::v6) == icmpengine::socket_mode::raw);
+        require_balanced(eng.stats());
+    }
+    SECTION("datagram mode reports the sysctl to fix") {
+        engine eng({.mode = icmpengine::socket_mode::datagram});
+        const std::error_code ec = eng.open(icmpengine::ip_family::v4);
+        CHECK(ec == icmpengine::errc::ping_group_range);
+        CHECK_THAT(ec.message(), Catch::Contains("net.ipv4.ping_group_range"));
+        auto r = eng.run(eng.ping(addr("127.0.0.1"), 1s));
+        CHECK(r.status == ping_status::send_error);
+        CHECK(r.error == icmpengine::errc::ping_group_range);
+        require_balanced(eng.stats());
+    }
+    SECTION("many raw pings: other engines' replies are not ours") {
+        engine a({.mode = icmpengine::socket_mode::raw});
+        engine b({.mode = icmpengine::socket_mode::raw});
+        std::vector<ip_address> targets;
+        for (std::uint32_t i = 0; i < 2000; ++i)
+            targets.push_back(loopback_v4(i));
+        b.spawn([](engine& e, std::vector<ip_address> t) -> task<void> {
+            auto r = co_await ping_all(e, std::move(t), 5s);
+            (void)r;
+        }(b, targets));
+        auto ra = a.run(ping_all(a, targets, 5s));
+        for (const auto& x : ra)
+            REQUIRE(x.status == ping_status::reply);
+        require_balanced(a.stats());
+    }
+}
+
+TEST_CASE("without CAP_NET_RAW and outside ping_group_range the error names the fix",
+          "[engine][raw]") {
+    testing::scoped_sysctl forbid("net.ipv4.ping_group_range", "1 0");
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        // nobody: no capabilities, gid 65534 outside "1 0".
+        if (::setgid(65534) != 0 || ::setuid(65534) != 0)
+            ::_exit(10);
+        engine eng;
+        const std::error_code ec = eng.open(icmpengine::ip_family::v4);
+        if (ec != icmpengine::errc::ping_group_range)
+            ::_exit(11);
+        if (ec.message().find("sysctl -w net.ipv4.ping_group_range") == std::string::npos)
+            ::_exit(12);
+        auto r = eng.run(eng.ping(addr("127.0.0.1"), 1s));
+        if (r.status != ping_status::send_error || r.error != icmpengine::errc::ping_group_range)
+            ::_exit(13);
+        engine raw({.mode = icmpengine::socket_mode::raw});
+        if (raw.open(icmpengine::ip_family::v6) != icmpengine::errc::no_cap_net_raw)
+            ::_exit(14);
+        ::_exit(0);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("a send error for one target does not disturb the others", "[engine]") {
+    // No route to 198.51.100.0/24 in this namespace: sendto fails at once.
+    engine eng;
+    auto r = eng.run(ping_all(
+        eng, {addr("127.0.0.1"), addr("198.51.100.1"), addr("::1"), addr("2001:db8:dead::1")}, 2s));
+    CHECK(r[0].status == ping_status::reply);
+    CHECK(r[1].status == ping_status::send_error);
+    CHECK(r[1].error == std::errc::network_unreachable);
+    CHECK(r[2].status == ping_status::reply);
+    CHECK(r[3].status == ping_status::send_error);
+    CHECK(r[3].error);
+    const engine_stats s = eng.stats();
+    CHECK(s.send_errors == 2);
+    require_balanced(s);
+}
+
+TEST_CASE("socket options: source address, interface, DSCP, TTL, DF", "[engine][options]") {
+    SECTION("all set, still answered") {
+        engine eng({.dscp = 46,
+                    .ttl = 3,
+                    .dont_fragment = true,
+                    .source_v4 = addr("127.0.0.9"),
+                    .source_v6 = addr("::1"),
+                    .interface = "lo"});
+        auto r = eng.run(ping_all(eng, {addr("127.0.0.1"), addr("::1")}, 2s));
+        CHECK(r[0].status == ping_status::reply);
+        CHECK(r[1].status == ping_status::reply);
+    }
+    SECTION("an unknown interface is a clear send error") {
+        engine eng({.interface = "nosuchif0"});
+        auto ec = eng.open(icmpengine::ip_family::v4);
+        CHECK(ec == std::errc::no_such_device);
+        auto r = eng.run(eng.ping(addr("127.0.0.1"), 1s));
+        CHECK(r.status == ping_status::send_error);
+        CHECK(r.error == std::errc::no_such_device);
+        require_balanced(eng.stats());
+    }
+    SECTION("DF with a packet larger than the MTU") {
+        testing::run("ip link set lo mtu 1500");
+        engine eng({.dont_fragment = true});
+        auto r = eng.run(eng.ping(addr("127.0.0.1"), 1s, {.payload_size = 3000}));
+        CHECK(r.status == ping_status::send_error);
+        CHECK(r.error == std::errc::message_size);
+        CHECK(eng.run(eng.ping(addr("127.0.0.1"), 1s)).status == ping_status::reply);
+        require_balanced(eng.stats());
+        testing::run("ip link set lo mtu 65536");
+    }
+}
+
+TEST_CASE("invalid arguments throw std::invalid_argument naming the value", "[engine][args]") {
+    engine eng;
+    CHECK_THROWS_WITH(eng.ping(addr("127.0.0.1"), 0ns), Catch::Contains("timeout 0 ns"));
+    CHECK_THROWS_WITH(eng.ping(addr("127.0.0.1"), -5ms), Catch::Contains("-5000000"));
+    CHECK_THROWS_WITH(eng.ping(addr("127.0.0.1"), 1s, {.payload_size = 65508}),
+                      Catch::Contains("65508"));
+    CHECK_THROWS_AS(eng.ping(addr("::1"), std::chrono::hours(24 * 365 * 11)),
+                    std::invalid_argument);
+    CHECK_THROWS_WITH(engine({.queue_depth = 1000}), Catch::Contains("queue_depth = 1000"));
+    CHECK_THROWS_WITH(engine({.max_in_flight = 0}), Catch::Contains("max_in_flight = 0"));
+    CHECK_THROWS_WITH(engine({.send_batch = 0}), Catch::Contains("send_batch = 0"));
+    CHECK_THROWS_WITH(engine({.receive_buffers = 100}), Catch::Contains("receive_buffers = 100"));
+    CHECK_THROWS_WITH(engine({.receive_buffer_size = 10}),
+                      Catch::Contains("receive_buffer_size = 10"));
+    CHECK_THROWS_WITH(engine({.dscp = 64}), Catch::Contains("dscp = 64"));
+    CHECK_THROWS_WITH(engine({.fake_drop_probability = 1.5}), Catch::Contains("1.5"));
+    CHECK_THROWS_WITH(engine({.source_v4 = addr("::1")}), Catch::Contains("source_v4 = ::1"));
+    CHECK_THROWS_WITH(engine({.interface = std::string(20, 'x')}), Catch::Contains("xxxx"));
+    // Nothing was started by the rejected calls.
+    CHECK(eng.stats().sent == 0);
+}
+
+TEST_CASE("spawn, exceptions and run() misuse", "[engine][task]") {
+    SECTION("an exception in the run task propagates") {
+        engine eng;
+        auto thrower = [](engine& e) -> task<int> {
+            co_await e.ping(addr("127.0.0.1"), 1s);
+            throw std::runtime_error("boom");
+        };
+        CHECK_THROWS_WITH(eng.run(thrower(eng)), "boom");
+        require_balanced(eng.stats());
+    }
+    SECTION("an exception escaping a spawned task is rethrown by run()") {
+        engine eng;
+        eng.spawn([](engine& e) -> task<void> {
+            co_await e.ping(addr("127.0.0.1"), 1s);
+            throw std::runtime_error("spawned boom");
+        }(eng));
+        CHECK_THROWS_WITH(eng.run(eng.ping(addr("::1"), 1s)), "spawned boom");
+    }
+    SECTION("waiting for something the engine does not drive is reported, not a hang") {
+        engine eng;
+        auto stuck = []() -> task<void> { co_await never{}; };
+        CHECK_THROWS_AS(eng.run(stuck()), std::logic_error);
+    }
+}
+
+TEST_CASE("logging: off costs nothing, on reports per component", "[engine][log]") {
+    std::vector<std::pair<icmpengine::log_component, std::string>> lines;
+    icmpengine::log_config log;
+    log.sink = [&](icmpengine::log_component c, icmpengine::log_level, std::string_view m) {
+        lines.emplace_back(c, std::string(m));
+    };
+    log.set(icmpengine::log_component::sockets, icmpengine::log_level::info);
+    {
+        engine eng({.log = log});
+        CHECK(eng.run(eng.ping(addr("127.0.0.1"), 1s)).status == ping_status::reply);
+    }
+    REQUIRE_FALSE(lines.empty());
+    CHECK(std::all_of(lines.begin(), lines.end(),
+                      [](const auto& l) { return l.first == icmpengine::log_component::sockets; }));
+    CHECK_THAT(lines.front().second, Catch::Contains("IPv4 ICMP socket"));
+    lines.clear();
+    log.levels.fill(icmpengine::log_level::off);
+    {
+        engine eng({.log = log});
+        CHECK(eng.run(eng.ping(addr("127.0.0.1"), 1s)).status == ping_status::reply);
+    }
+    CHECK(lines.empty());
+}

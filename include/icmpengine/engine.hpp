@@ -46,7 +46,7 @@ ICMPENGINE_API std::string_view to_string(log_level l) noexcept;
 /// A disabled level costs one byte compare on the hot path; messages are
 /// formatted only when they will be delivered.
 struct log_config {
-    std::function<void(log_component, log_level, std::string_view)> sink;
+    std::function<void(log_component, log_level, std::string_view)> sink{};
     std::array<log_level, log_component_count> levels{log_level::off, log_level::off,
                                                       log_level::off, log_level::off};
     /// Sets every component to `l`.
@@ -90,17 +90,17 @@ struct engine_config {
     /// Sets the Don't-Fragment bit (IPv4) / IPV6_DONTFRAG.
     bool dont_fragment = false;
     /// Source addresses to bind per family (unspecified = let the kernel choose).
-    std::optional<ip_address> source_v4;
-    std::optional<ip_address> source_v6;
+    std::optional<ip_address> source_v4{};
+    std::optional<ip_address> source_v6{};
     /// Bind both sockets to this interface (SO_BINDTODEVICE); empty = any.
-    std::string interface;
+    std::string interface {};
     socket_mode mode = socket_mode::automatic;
     /// Test hook from the original engine: drop this fraction (0..1) of echo
     /// requests instead of sending them. Those pings end as `timeout` with
     /// ping_result::fake_dropped set. The choice is a seeded PRNG's.
     double fake_drop_probability = 0.0;
     std::uint64_t fake_drop_seed = 1;
-    log_config log;
+    log_config log{};
 };
 
 /// Per-ping settings.
@@ -114,16 +114,16 @@ struct ping_options {
 /// Counters since the engine was created. They balance at every moment:
 /// sent == replies + timeouts + icmp_errors + send_errors + cancelled + in_flight.
 struct engine_stats {
-    std::uint64_t sent = 0;          ///< pings accepted (each ends exactly once)
-    std::uint64_t replies = 0;       ///< ended as `reply`
-    std::uint64_t timeouts = 0;      ///< ended as `timeout` (including fake drops)
-    std::uint64_t icmp_errors = 0;   ///< ended as unreachable / time_exceeded / ...
-    std::uint64_t send_errors = 0;   ///< ended as `send_error`
-    std::uint64_t cancelled = 0;     ///< ended as `cancelled`
-    std::uint64_t in_flight = 0;     ///< accepted and not yet ended
-    std::uint64_t waiting = 0;       ///< ping() calls waiting for a free slot
-    std::uint64_t fake_dropped = 0;  ///< of `timeouts`, dropped by the test hook
-    std::uint64_t late_replies = 0;  ///< genuine replies to pings already ended (or ICMP errors)
+    std::uint64_t sent = 0;         ///< pings accepted (each ends exactly once)
+    std::uint64_t replies = 0;      ///< ended as `reply`
+    std::uint64_t timeouts = 0;     ///< ended as `timeout` (including fake drops)
+    std::uint64_t icmp_errors = 0;  ///< ended as unreachable / time_exceeded / ...
+    std::uint64_t send_errors = 0;  ///< ended as `send_error`
+    std::uint64_t cancelled = 0;    ///< ended as `cancelled`
+    std::uint64_t in_flight = 0;    ///< accepted and not yet ended
+    std::uint64_t waiting = 0;      ///< ping() calls waiting for a free slot
+    std::uint64_t fake_dropped = 0; ///< of `timeouts`, dropped by the test hook
+    std::uint64_t late_replies = 0; ///< genuine replies to pings already ended (or ICMP errors)
     std::uint64_t duplicate_replies = 0; ///< further replies to a ping already answered
     std::uint64_t invalid_packets = 0;   ///< malformed, truncated, forged or mismatching
     std::uint64_t foreign_packets = 0;   ///< well-formed but not about our requests
@@ -144,7 +144,7 @@ class engine_core;
 ///     auto r = eng.run(eng.ping(icmpengine::ip_address::parse("::1"), 1s));
 ///     std::cout << to_string(r.status) << " " << r.rtt.count() << " ns\n";
 class ICMPENGINE_API engine {
-public:
+  public:
     /// Throws std::invalid_argument for an out-of-range setting (naming it).
     /// Opens nothing: the ring and sockets are created on first use.
     explicit engine(engine_config config = {});
@@ -187,7 +187,7 @@ public:
     /// The socket kind in use for `family` (after it was opened).
     std::optional<socket_mode> socket_kind(ip_family family) const noexcept;
 
-private:
+  private:
     void drive(std::coroutine_handle<> root);
 
     std::unique_ptr<detail::engine_core> m_core;

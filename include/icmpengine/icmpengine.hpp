@@ -5,5 +5,7 @@
 #include <icmpengine/errors.hpp>
 #include <icmpengine/ip_address.hpp>
 #include <icmpengine/ping_result.hpp>
+#include <icmpengine/ping_statistics.hpp>
+#include <icmpengine/target_list.hpp>
 #include <icmpengine/task.hpp>
 #include <icmpengine/when_all.hpp>

@@ -17,12 +17,12 @@ namespace icmpengine {
 enum class ip_family : std::uint8_t { v4, v6 };
 
 /// An IPv4 or IPv6 address (with an optional IPv6 scope id for link-local
-/// addresses). Comparable, hashable, 20 bytes.
+/// addresses). Comparable, hashable, 24 bytes.
 ///
 ///     auto a = icmpengine::ip_address::parse("127.0.0.1");
 ///     auto b = icmpengine::ip_address::parse("fe80::1%lo");
 class ICMPENGINE_API ip_address {
-public:
+  public:
     /// 0.0.0.0
     constexpr ip_address() noexcept = default;
 
@@ -87,7 +87,7 @@ public:
     /// A well-mixed 64-bit hash (also used by std::hash).
     std::size_t hash() const noexcept;
 
-private:
+  private:
     std::array<std::uint8_t, 16> m_bytes{};
     std::uint32_t m_scope_id = 0;
     ip_family m_family = ip_family::v4;

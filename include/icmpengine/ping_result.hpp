@@ -34,7 +34,7 @@ struct ping_result {
     std::chrono::nanoseconds rtt{0};
     /// Who answered: the target for `reply`, the router that sent the ICMP
     /// error for `unreachable` / `time_exceeded` / ...; the target otherwise.
-    ip_address from;
+    ip_address from{};
     /// The ICMP sequence number on the wire.
     std::uint16_t sequence = 0;
     /// TTL (IPv4) or hop limit (IPv6) of the reply as received; 0 if unknown.
@@ -49,7 +49,7 @@ struct ping_result {
     /// Bytes of ICMP payload in the reply (excluding the 8-byte ICMP header).
     std::uint32_t bytes = 0;
     /// For `send_error`: why the request could not be sent.
-    std::error_code error;
+    std::error_code error{};
 };
 
 } // namespace icmpengine

@@ -36,7 +36,7 @@ template <typename T>
 struct task_promise final : promise_base {
     task<T> get_return_object() noexcept;
     template <typename U>
-        requires std::is_convertible_v<U&&, T>
+    requires std::is_convertible_v<U&&, T>
     void return_value(U&& value) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
         m_result.template emplace<1>(std::forward<U>(value));
     }
@@ -80,7 +80,7 @@ struct task_access;
 ///     icmpengine::task<> user() { int v = co_await answer(); }
 template <typename T>
 class [[nodiscard]] task {
-public:
+  public:
     using promise_type = detail::task_promise<T>;
     using value_type = T;
 
@@ -122,7 +122,7 @@ public:
     }
     auto operator co_await() & noexcept { return std::move(*this).operator co_await(); }
 
-private:
+  private:
     friend struct detail::task_access;
     std::coroutine_handle<promise_type> m_handle;
 };

@@ -30,7 +30,7 @@ struct when_all_state {
 /// The coroutine that awaits one child task; the last one to finish resumes
 /// the when_all by symmetric transfer.
 class when_all_child {
-public:
+  public:
     struct promise_type {
         when_all_state* m_state = nullptr;
 
@@ -72,7 +72,7 @@ public:
         m_handle.resume();
     }
 
-private:
+  private:
     std::coroutine_handle<promise_type> m_handle;
 };
 
@@ -86,8 +86,7 @@ when_all_child make_when_all_child(task<T>& t, std::optional<T>& out, when_all_s
     }
 }
 
-inline when_all_child make_when_all_child(task<void>& t, when_all_state& state,
-                                          std::size_t index) {
+inline when_all_child make_when_all_child(task<void>& t, when_all_state& state, std::size_t index) {
     try {
         co_await std::move(t);
     } catch (...) {

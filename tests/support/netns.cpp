@@ -74,7 +74,8 @@ void write_sysctl(std::string_view name, std::string_view value) {
     ::close(fd);
     if (n != static_cast<ssize_t>(value.size())) {
         errno = saved;
-        throw std::runtime_error(errno_text(("write " + std::string(value) + " to " + path).c_str()));
+        throw std::runtime_error(
+            errno_text(("write " + std::string(value) + " to " + path).c_str()));
     }
 }
 

@@ -23,13 +23,13 @@ std::string read_sysctl(std::string_view name);
 
 /// Sets a sysctl for the lifetime of this object, restoring the old value.
 class scoped_sysctl {
-public:
+  public:
     scoped_sysctl(std::string name, std::string_view value);
     ~scoped_sysctl();
     scoped_sysctl(const scoped_sysctl&) = delete;
     scoped_sysctl& operator=(const scoped_sysctl&) = delete;
 
-private:
+  private:
     std::string m_name;
     std::string m_old;
 };
@@ -41,7 +41,7 @@ void run(const std::string& command);
 /// A second network namespace, held open by a child process, for tests that
 /// need a router or a remote host. `exec(cmd)` runs a command inside it.
 class peer_netns {
-public:
+  public:
     peer_netns();
     ~peer_netns();
     peer_netns(const peer_netns&) = delete;
@@ -51,7 +51,7 @@ public:
     /// Runs `command` inside the namespace (nsenter -t PID -n sh -c ...).
     void exec(const std::string& command) const;
 
-private:
+  private:
     pid_t m_pid = -1;
     int m_release_fd = -1;
 };

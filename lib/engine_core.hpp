@@ -1,0 +1,258 @@
+// detail::engine_core: the engine's event loop, behind icmpengine::engine.
+//
+// One io_uring per engine. Per address family one ICMP socket with one
+// multishot RECVMSG into a provided-buffer ring. Every echo request is an
+// IORING_OP_SEND. Deadlines live in a d-ary heap whose head feeds the one
+// IORING_OP_TIMEOUT the engine has. Completions are harvested in batches;
+// coroutines are resumed only after a batch was processed.
+#pragma once
+
+#include "deadline_heap.hpp"
+#include "icmp_socket.hpp"
+#include "packet.hpp"
+
+#include <icmpengine/engine.hpp>
+
+#include <array>
+#include <coroutine>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <liburing.h>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <sys/socket.h>
+#include <vector>
+
+namespace icmpengine::detail {
+
+class engine_core;
+
+/// Longest accepted ping timeout: ten years, far from int64 overflow.
+inline constexpr std::int64_t max_timeout_ns = std::int64_t{10} * 365 * 24 * 3600 * 1'000'000'000;
+
+/// The awaiting side of one ping: lives in the ping coroutine's frame.
+/// Owns only what the coroutine reads back (the result); everything the
+/// kernel reads for the send lives in the engine (see send_buffer_pool).
+struct ping_op {
+    engine_core* m_core = nullptr;
+    ip_address m_target;
+    std::int64_t m_timeout_ns = 0;
+    std::uint32_t m_payload_size = 0;
+    std::uint32_t m_slot = 0xffffffffu; ///< slot while registered
+    bool m_waiting = false;             ///< in the backpressure queue
+    bool m_done = false;
+    std::coroutine_handle<> m_waiter;
+    ping_result m_result;
+
+    ping_op(engine_core& core, ip_address target, std::int64_t timeout_ns,
+            std::uint32_t payload_size) noexcept
+        : m_core(&core), m_target(target), m_timeout_ns(timeout_ns), m_payload_size(payload_size) {}
+    ping_op(const ping_op&) = delete;
+    ping_op& operator=(const ping_op&) = delete;
+    ~ping_op();
+
+    bool await_ready() const noexcept { return false; }
+    bool await_suspend(std::coroutine_handle<> h);
+    ping_result await_resume() noexcept { return m_result; }
+};
+
+/// Fixed-size buffers for requests between their SQE and their CQE. The
+/// kernel reads a send's buffer (and, if it had to retry, its address) until
+/// the CQE; owning them here rather than in the awaiter means an abandoned
+/// coroutine frame can never leave the kernel reading freed memory, and a
+/// million pings in flight do not each keep a packet around.
+class send_buffer_pool {
+  public:
+    static constexpr std::size_t chunk_size = 128;
+    std::byte* get(std::size_t size);
+    void put(std::byte* p, std::size_t size) noexcept;
+    ~send_buffer_pool();
+
+  private:
+    std::vector<std::unique_ptr<std::byte[]>> m_blocks;
+    std::vector<std::byte*> m_free;
+};
+
+enum class slot_state : std::uint8_t {
+    free,
+    in_flight, ///< accepted, not yet ended
+    ended,     ///< ended, waiting for its send CQE before the slot is reused
+};
+
+/// What became of one use (generation) of a slot: tells a late reply from a
+/// duplicate one.
+enum class slot_outcome : std::uint8_t { none, reply, other };
+
+struct slot {
+    ping_op* op = nullptr; ///< null when abandoned or ended
+    ip_address target;
+    std::int64_t tx_mono = 0;  ///< send time, CLOCK_MONOTONIC ns
+    std::int64_t deadline = 0; ///< CLOCK_MONOTONIC ns
+    std::byte* send_buffer = nullptr;
+    std::uint32_t generation = 0;
+    std::uint32_t payload_size = 0;
+    slot_state state = slot_state::free;
+    slot_outcome outcome = slot_outcome::none;      ///< of `generation`
+    slot_outcome prev_outcome = slot_outcome::none; ///< of `generation - 1`
+    bool send_pending = false;
+    bool has_token = false;
+    std::uint8_t send_attempts = 0;
+    std::uint8_t address_length = 0; ///< of the sockaddr in send_buffer
+};
+
+/// Per address family: the socket, its receive ring and error-queue reader.
+struct family_state {
+    icmp_socket socket;
+    std::error_code open_error; ///< sticky: why the socket could not be opened
+    bool opened = false;
+
+    // Provided-buffer ring for the multishot receive.
+    io_uring_buf_ring* buf_ring = nullptr;
+    std::size_t buf_ring_bytes = 0;
+    std::unique_ptr<std::byte[]> buffers;
+    std::uint16_t buffer_group = 0;
+    unsigned buffers_to_return = 0;
+    msghdr recv_msg{}; ///< template for the multishot receive
+    bool recv_armed = false;
+    std::uint64_t overruns = 0; ///< SO_RXQ_OVFL: dropped for a full socket buffer
+
+    // Error queue (datagram sockets): drained with single-shot
+    // MSG_ERRQUEUE|MSG_DONTWAIT reads when the data receive reports a
+    // pending socket error.
+    msghdr err_msg{};
+    iovec err_iov{};
+    sockaddr_storage err_name{};
+    std::array<std::byte, 2048> err_data{};
+    std::array<std::byte, 512> err_control{};
+    bool err_reading = false;
+    bool err_again = false;
+};
+
+class engine_core {
+  public:
+    explicit engine_core(engine_config config);
+    ~engine_core();
+
+    task<ping_result> ping(ip_address to, std::chrono::nanoseconds timeout, ping_options options);
+    void drive(std::coroutine_handle<> root);
+    void spawn(task<void> t);
+    std::error_code open(ip_family family);
+    void stop();
+    bool stopped() const noexcept { return m_stopping; }
+    const engine_stats& stats() const noexcept { return m_stats; }
+    const engine_config& config() const noexcept { return m_config; }
+    std::optional<socket_mode> socket_kind(ip_family family) const noexcept;
+
+    // For ping_op.
+    bool start(ping_op& op);
+    void abandon(ping_op& op) noexcept;
+
+    // For spawned tasks.
+    void record_spawn_exception(std::exception_ptr e) noexcept;
+    void spawned_finished() noexcept { ++m_spawned_done; }
+
+    bool log_enabled(log_component c, log_level l) const noexcept {
+        return m_log_levels[static_cast<std::size_t>(c)] >= l;
+    }
+    void log(log_component c, log_level l, std::string_view message) const;
+
+  private:
+    struct completion {
+        std::uint64_t user_data;
+        std::int32_t res;
+        std::uint32_t flags;
+    };
+    struct pending_send {
+        std::uint32_t slot;
+        std::int64_t timeout_ns; ///< -1: a resend, keep the deadline
+    };
+
+    bool ensure_ring();
+    family_state* ensure_family(ip_family family);
+    void setup_buffer_ring(family_state& fs, ip_family family);
+    io_uring_sqe* get_sqe();
+    void submit(bool wait);
+
+    void launch(ping_op& op);
+    std::uint32_t alloc_slot(const ip_address& target, bool has_token);
+    bool tokenless_conflict(std::uint32_t index, const ip_address& target) const noexcept;
+    void flush_sends(bool submit_now);
+    void prep_send(std::uint32_t index, int fd);
+    void resend(std::uint32_t index);
+    void rearm_receives();
+    void reconcile_timer();
+    void turn(bool may_block);
+    void run_ready();
+    void harvest();
+    void handle(const completion& c, std::int64_t realtime_offset);
+    void handle_send(std::uint32_t index, std::int32_t res);
+    void handle_recv(ip_family family, const completion& c, std::int64_t realtime_offset);
+    void handle_errqueue(ip_family family, std::int32_t res, std::int64_t realtime_offset);
+    void arm_recv(ip_family family);
+    void read_errqueue(ip_family family);
+    void process_message(ip_family family, std::span<const std::byte> payload,
+                         std::size_t full_length, const sockaddr* name, std::size_t name_length,
+                         std::int64_t rx_mono, int ttl);
+    void match_reply(ip_family family, const icmp_message& m, std::size_t full_length,
+                     const ip_address& source, std::int64_t rx_mono, int ttl);
+    void match_error(ip_family family, const icmp_message& m, const ip_address& destination,
+                     const ip_address& reporter, std::uint8_t type, std::uint8_t code,
+                     std::int64_t rx_mono, bool local);
+    std::optional<std::uint32_t> find_slot(const icmp_message& m, const ip_address& peer,
+                                           std::size_t full_length, bool is_error);
+    void expire();
+    void end(std::uint32_t index, ping_status status);
+    void finish(std::uint32_t index);
+    void admit_waiting();
+    void cancel_all();
+    void sweep_spawned();
+    void teardown() noexcept;
+
+    std::int64_t now_mono() const noexcept;
+
+    engine_config m_config;
+    std::array<log_level, log_component_count> m_log_levels{};
+
+    io_uring m_ring{};
+    bool m_ring_ready = false;
+    std::error_code m_ring_error;
+    std::array<family_state, 2> m_families;
+
+    std::vector<slot> m_slots;
+    std::deque<std::uint32_t> m_free_slots; ///< FIFO: reuse the longest-free slot
+    std::uint32_t m_slots_in_use = 0;
+    deadline_heap m_heap;
+    std::vector<pending_send> m_pending_sends;
+    std::uint32_t m_sends_in_kernel = 0;
+    send_buffer_pool m_send_buffers;
+    std::deque<ping_op*> m_waiting;
+
+    // The one timer.
+    __kernel_timespec m_timer_ts{};
+    bool m_timer_armed = false;
+    std::int64_t m_timer_deadline = 0;
+    std::uint64_t m_timer_generation = 0;
+
+    std::vector<std::coroutine_handle<>> m_ready;
+    std::vector<std::coroutine_handle<>> m_ready_spare;
+    std::vector<completion> m_completions;
+
+    std::vector<std::coroutine_handle<>> m_spawned;
+    std::size_t m_spawned_done = 0;
+    std::exception_ptr m_spawn_exception;
+
+    token_key m_key;
+    std::uint16_t m_raw_identifier = 0;
+    std::mt19937_64 m_drop_rng;
+    std::bernoulli_distribution m_drop;
+
+    int m_drive_depth = 0;
+    bool m_stopping = false;
+    bool m_torn_down = false;
+    engine_stats m_stats;
+};
+
+} // namespace icmpengine::detail
