@@ -43,6 +43,7 @@ constexpr std::uint64_t value_of(std::uint64_t user_data) noexcept {
 constexpr std::uint32_t no_slot = 0xffffffffu;
 constexpr std::size_t sockaddr_room = 32; // sockaddr_in6 (28) rounded up, before each packet
 constexpr std::size_t recv_control_size = 128;
+constexpr socklen_t recv_name_size = 32;
 // A message length the kernel did not tell us (a truncated receive).
 constexpr std::size_t unknown_length = std::numeric_limits<std::size_t>::max();
 
@@ -243,12 +244,14 @@ engine_core::engine_core(engine_config config) : m_config(std::move(config)) {
     validate(m_config);
     if (m_config.log.sink)
         m_log_levels = m_config.log.levels;
-    if (::getrandom(&m_key, sizeof m_key, 0) != static_cast<ssize_t>(sizeof m_key)) {
+    std::array<std::uint64_t, 2> key{};
+    if (::getrandom(key.data(), sizeof key, 0) != static_cast<ssize_t>(sizeof key)) {
         // getrandom(2) cannot fail for 16 bytes once the pool is initialised;
         // fall back to the clock rather than to a fixed key.
-        m_key.k0 = static_cast<std::uint64_t>(clock_ns(CLOCK_REALTIME));
-        m_key.k1 = static_cast<std::uint64_t>(clock_ns(CLOCK_MONOTONIC)) ^ ::getpid();
+        key[0] = static_cast<std::uint64_t>(clock_ns(CLOCK_REALTIME));
+        key[1] = static_cast<std::uint64_t>(clock_ns(CLOCK_MONOTONIC)) ^ ::getpid();
     }
+    m_key = {key[0], key[1]};
     m_raw_identifier = static_cast<std::uint16_t>(m_key.k0 >> 48 ^ m_key.k1);
     m_drop_rng.seed(m_config.fake_drop_seed);
     m_drop = std::bernoulli_distribution(m_config.fake_drop_probability);
@@ -347,7 +350,11 @@ void engine_core::setup_buffer_ring(family_state& fs, ip_family family) {
     io_uring_buf_ring_advance(fs.buf_ring, static_cast<int>(entries));
 
     fs.recv_msg = {};
-    fs.recv_msg.msg_namelen = sizeof(sockaddr_in6);
+    // In each buffer the kernel lays out io_uring_recvmsg_out (16 bytes), the
+    // name, the control messages, the payload. A name area of 32 rather than
+    // sizeof(sockaddr_in6) == 28 keeps the cmsghdrs 8-byte aligned.
+    static_assert(recv_name_size >= sizeof(sockaddr_in6) && recv_name_size % 8 == 0);
+    fs.recv_msg.msg_namelen = recv_name_size;
     fs.recv_msg.msg_controllen = recv_control_size;
 }
 
@@ -1034,10 +1041,13 @@ void engine_core::process_message(ip_family family, std::span<const std::byte> p
 std::optional<std::uint32_t> engine_core::find_slot(const icmp_message& m, const ip_address& peer,
                                                     std::size_t payload_length, bool is_error) {
     auto count_stale = [&](slot_outcome outcome) {
-        if (!is_error && outcome == slot_outcome::reply)
+        const bool duplicate = !is_error && outcome == slot_outcome::reply;
+        if (duplicate)
             ++m_stats.duplicate_replies;
         else
             ++m_stats.late_replies;
+        report_stray(duplicate ? stray_reply::kind::duplicate : stray_reply::kind::late, peer,
+                     m.sequence);
     };
     if (m.payload.size() >= token_size) {
         const echo_token t = *read_token(m.payload);
@@ -1071,7 +1081,7 @@ std::optional<std::uint32_t> engine_core::find_slot(const icmp_message& m, const
         else if (t.generation + 1 == s.generation)
             count_stale(s.prev_outcome);
         else
-            ++m_stats.late_replies;
+            count_stale(slot_outcome::other);
         return std::nullopt;
     }
 
@@ -1115,6 +1125,12 @@ std::optional<std::uint32_t> engine_core::find_slot(const icmp_message& m, const
     return std::nullopt;
 }
 
+void engine_core::report_stray(stray_reply::kind what, const ip_address& from,
+                               std::uint16_t sequence) {
+    if (m_config.on_stray)
+        m_config.on_stray(stray_reply{what, from, sequence});
+}
+
 void engine_core::match_reply(ip_family family, const icmp_message& m, std::size_t full_length,
                               const ip_address& source, std::int64_t rx_mono, int ttl) {
     (void)family;
@@ -1134,6 +1150,7 @@ void engine_core::match_reply(ip_family family, const icmp_message& m, std::size
         // Arrived after its deadline: the ping timed out, the reply is late,
         // whatever order the timer and the reply were processed in.
         ++m_stats.late_replies;
+        report_stray(stray_reply::kind::late, source, m.sequence);
         end(*index, ping_status::timeout);
         return;
     }

@@ -203,6 +203,7 @@ class engine_core {
                      std::int64_t rx_mono, bool local);
     std::optional<std::uint32_t> find_slot(const icmp_message& m, const ip_address& peer,
                                            std::size_t full_length, bool is_error);
+    void report_stray(stray_reply::kind what, const ip_address& from, std::uint16_t sequence);
     void expire();
     void end(std::uint32_t index, ping_status status);
     void finish(std::uint32_t index);

@@ -256,11 +256,20 @@ ip_address ip_address::parse(std::string_view text) {
     const parse_outcome r = parse_text(text);
     if (r.reason == nullptr)
         return r.address;
-    std::string message = "invalid IP address " + quote(text) + ": " + r.reason;
-    if (!r.subject.empty())
-        message += " " + quote(r.subject);
-    if (r.error != 0)
-        message += ": " + std::generic_category().message(r.error);
+    // Appended piece by piece: GCC 12 at -O3 warns falsely (-Wrestrict,
+    // GCC bug 105329) about `"literal" + std::string`.
+    std::string message = "invalid IP address ";
+    message += quote(text);
+    message += ": ";
+    message += r.reason;
+    if (!r.subject.empty()) {
+        message += ' ';
+        message += quote(r.subject);
+    }
+    if (r.error != 0) {
+        message += ": ";
+        message += std::generic_category().message(r.error);
+    }
     throw std::invalid_argument(message);
 }
 

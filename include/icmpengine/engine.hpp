@@ -60,6 +60,17 @@ struct log_config {
     }
 };
 
+/// A genuine reply (its token checked out) to a ping that had already ended.
+struct stray_reply {
+    enum class kind : std::uint8_t {
+        duplicate, ///< the ping had its reply already
+        late,      ///< the ping had timed out, was cancelled, or ended otherwise
+    };
+    kind what = kind::late;
+    ip_address from{};
+    std::uint16_t sequence = 0;
+};
+
 /// Engine-wide settings. The defaults suit anything from one ping to a
 /// fan-out over a million targets.
 struct engine_config {
@@ -101,6 +112,9 @@ struct engine_config {
     double fake_drop_probability = 0.0;
     std::uint64_t fake_drop_seed = 1;
     log_config log{};
+    /// Called (from inside run()) for every late or duplicate reply, so that
+    /// per-target statistics can count them; engine_stats counts them too.
+    std::function<void(const stray_reply&)> on_stray{};
 };
 
 /// Per-ping settings.
