@@ -221,7 +221,7 @@ void register_arity() {
             const std::string name =
                 std::string(op) + "/arity:" + std::to_string(Arity) + "/" + name_of(d);
             auto* b = benchmark::RegisterBenchmark(name.c_str(), fn, d);
-            b->Arg(1'000)->Arg(100'000)->Arg(1'000'000)->Unit(benchmark::kMicrosecond);
+            b->Arg(1'000)->Arg(10'000)->Arg(100'000)->Arg(1'000'000)->Unit(benchmark::kMicrosecond);
             if (fn != bm_mix<Arity>) {
                 b->UseManualTime();
             }

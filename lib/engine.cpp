@@ -209,6 +209,24 @@ bool ping_op::await_suspend(std::coroutine_handle<> h) {
     return m_core->start(*this);
 }
 
+// -------------------------------------------------------------- sleep_op
+
+void sleep_op::on_stop::operator()() const noexcept {
+    m_op->m_core->wake(*m_op, true);
+}
+
+sleep_op::~sleep_op() {
+    // Deregister first: after this no stop request can reach the sleeper.
+    m_on_stop.reset();
+    if (m_id != not_queued)
+        m_core->abandon(*this);
+}
+
+bool sleep_op::await_suspend(std::coroutine_handle<> h) {
+    m_waiter = h;
+    return m_core->start_sleep(*this);
+}
+
 // ------------------------------------------------------- send_buffer_pool
 
 std::byte* send_buffer_pool::get(std::size_t size) {
@@ -401,8 +419,13 @@ std::error_code engine_core::open(ip_family family) {
 }
 
 io_uring_sqe* engine_core::get_sqe() {
-    io_uring_sqe* sqe = io_uring_get_sqe(&m_ring);
+    io_uring_sqe* sqe = nullptr;
+    if (m_faults.sq_full > 0)
+        --m_faults.sq_full; // as if the SQ were full
+    else
+        sqe = io_uring_get_sqe(&m_ring);
     while (sqe == nullptr) {
+        ++m_recoveries.sq_full;
         // A full SQ is flushed and retried, never an error for the caller.
         // Pending sends get their send time first: they are submitted now.
         flush_sends(false);
@@ -414,11 +437,16 @@ io_uring_sqe* engine_core::get_sqe() {
 
 void engine_core::submit(bool wait) {
     for (;;) {
-        const int rc =
-            wait ? io_uring_submit_and_wait(&m_ring, 1) : io_uring_submit_and_get_events(&m_ring);
+        int rc = -EBUSY;
+        if (m_faults.submit_busy > 0)
+            --m_faults.submit_busy; // as if the CQ overflow backlog were full
+        else
+            rc = wait ? io_uring_submit_and_wait(&m_ring, 1)
+                      : io_uring_submit_and_get_events(&m_ring);
         ++m_stats.submissions;
         if (rc >= 0)
             return;
+        ++m_recoveries.submit_retries;
         if (rc == -EINTR)
             continue;
         if (rc == -EAGAIN || rc == -EBUSY) {
@@ -571,6 +599,20 @@ void engine_core::launch(ping_op& op) {
 void engine_core::prep_send(std::uint32_t index, int fd) {
     const slot& s = m_slots[index];
     io_uring_sqe* sqe = get_sqe();
+    if (m_faults.send_eagain > 0 || m_faults.send_enobufs > 0) {
+        // A failed send, through the kernel's completion path: IORING_OP_NOP
+        // with IORING_NOP_INJECT_RESULT (Linux 6.9; liburing 2.3 has neither
+        // the flag nor a helper, so the SQE is filled by hand: the flag is
+        // bit 0 of nop_flags, which shares its place with rw_flags, and the
+        // result goes in len).
+        const int err = m_faults.send_eagain > 0 ? EAGAIN : ENOBUFS;
+        --(err == EAGAIN ? m_faults.send_eagain : m_faults.send_enobufs);
+        io_uring_prep_nop(sqe);
+        sqe->rw_flags = 1u << 0; // IORING_NOP_INJECT_RESULT
+        sqe->len = static_cast<std::uint32_t>(-err);
+        io_uring_sqe_set_data64(sqe, encode(op_kind::send, index));
+        return;
+    }
     io_uring_prep_send(sqe, fd, s.send_buffer + sockaddr_room, icmp_header_size + s.payload_size,
                        0);
     // sendto(2) semantics: liburing 2.3 lacks io_uring_prep_sendto (2.4), so
@@ -615,6 +657,10 @@ void engine_core::flush_sends(bool submit_now) {
         // reap here too, so that receive buffers go back to the kernel and a
         // receive that ran out of them is re-armed before replies pile up in
         // the socket (and before the CQ overflows).
+        if (m_faults.skip_harvests > 0) {
+            --m_faults.skip_harvests;
+            return;
+        }
         harvest();
         rearm_receives();
     }
@@ -633,9 +679,11 @@ void engine_core::rearm_receives() {
 }
 
 void engine_core::reconcile_timer() {
-    if (m_heap.empty())
+    if (m_heap.empty() && m_sleep_heap.empty())
         return; // an armed timer with nothing behind it fires once, harmlessly
-    const std::int64_t head = m_heap.top().deadline;
+    std::int64_t head = m_heap.empty() ? m_sleep_heap.top().deadline : m_heap.top().deadline;
+    if (!m_sleep_heap.empty())
+        head = std::min(head, m_sleep_heap.top().deadline);
     // Armed for later than the head (a short ping behind a long one): move it
     // earlier now. Armed for earlier (the head got its reply): leave it; it
     // fires, finds nothing due and re-arms for the new head. That keeps a
@@ -678,7 +726,8 @@ void engine_core::drive(std::coroutine_handle<> root) {
             break;
         sweep_spawned();
         const bool pending = m_stats.in_flight > 0 || m_sends_in_kernel > 0 ||
-                             !m_pending_sends.empty() || !m_waiting.empty() || !m_ready.empty();
+                             !m_pending_sends.empty() || !m_waiting.empty() || !m_ready.empty() ||
+                             !m_sleep_heap.empty();
         if (!pending)
             throw std::logic_error("engine::run: the task waits for something this engine "
                                    "does not drive (no ping in flight)");
@@ -701,14 +750,21 @@ void engine_core::run_ready() {
 void engine_core::turn(bool may_block) {
     if (!m_ring_ready)
         return;
-    flush_sends(false);
     rearm_receives();
+    for (const std::uint32_t index : std::exchange(m_deferred_resends, {})) {
+        if (m_slots[index].state == slot_state::in_flight)
+            resend(index);
+        else
+            handle_send(index, -ECANCELED); // ended meanwhile: nothing to send
+    }
+    flush_sends(false);
     reconcile_timer();
-    const bool block =
-        may_block && m_ready.empty() && (m_stats.in_flight > 0 || m_sends_in_kernel > 0);
+    const bool block = may_block && m_ready.empty() &&
+                       (m_stats.in_flight > 0 || m_sends_in_kernel > 0 || !m_sleep_heap.empty());
     submit(block);
     harvest();
     expire();
+    expire_sleepers();
     admit_waiting();
 }
 
@@ -721,6 +777,8 @@ void engine_core::harvest() {
     constexpr unsigned batch_size = 256;
     std::int64_t realtime_offset = 0;
     bool have_offset = false;
+    if (IO_URING_READ_ONCE(*m_ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW)
+        ++m_recoveries.cq_overflow; // liburing flushes the backlog as we peek
     for (;;) {
         io_uring_cqe* cqes[batch_size];
         const unsigned n = io_uring_peek_batch_cqe(&m_ring, cqes, batch_size);
@@ -801,19 +859,45 @@ bool maybe_stale_socket_error(int err) noexcept {
     }
 }
 
-constexpr std::uint8_t max_send_attempts = 4;
+// Out of socket buffer or memory for the moment: worth another try.
+bool transient_send_error(int err) noexcept {
+    return err == EAGAIN || err == ENOBUFS || err == EINTR;
+}
+
+// A request whose sends fail for lack of buffers is given up after 4
+// attempts. One whose send failed with an error that an ICMP error about
+// another request may have left in sk_err is sent again as long as the kernel
+// has a route to its target (check_route) and its deadline has not passed:
+// during a burst of ICMP errors (a fleet with many unreachable targets) every
+// error poisons one send, and a healthy request can be hit many times. The
+// cap only stops a loop if the route check and the sends ever disagreed.
+constexpr std::uint8_t max_transient_attempts = 4;
+constexpr std::uint8_t max_stale_attempts = 100;
 
 } // namespace
 
 void engine_core::handle_send(std::uint32_t index, std::int32_t res) {
     slot& s = m_slots[index];
-    if (res < 0 && s.state == slot_state::in_flight && maybe_stale_socket_error(-res) &&
-        s.send_attempts < max_send_attempts) {
+    if (res < 0 && s.state == slot_state::in_flight) {
         family_state& fs = m_families[family_index(s.target.family())];
-        if (fs.socket.kind == socket_mode::datagram) {
+        bool stale = fs.socket.kind == socket_mode::datagram && maybe_stale_socket_error(-res);
+        if (stale) {
+            // Genuine (no route: fail with the route lookup's own error) or
+            // left behind by an ICMP error about another request (send again)?
+            if (const int route = check_route(fs.route_probe_fd, s.target, m_config); route != 0) {
+                res = -route;
+                stale = false;
+            }
+        }
+        const bool transient = transient_send_error(-res);
+        if ((stale && s.send_attempts < max_stale_attempts) ||
+            (transient && s.send_attempts < max_transient_attempts)) {
             ++s.send_attempts;
-            fs.err_again = true; // the error that poisoned it is in the error queue
-            resend(index);
+            ++m_recoveries.send_retries;
+            if (stale)
+                fs.err_again = true; // the error that poisoned it is in the error queue
+            // Sent again next turn, after the error queue was read.
+            m_deferred_resends.push_back(index);
             return;
         }
     }
@@ -838,8 +922,16 @@ void engine_core::handle_send(std::uint32_t index, std::int32_t res) {
         finish(index);
 }
 
+void engine_core::return_buffer(family_state& fs, unsigned short bid) noexcept {
+    io_uring_buf_ring_add(
+        fs.buf_ring, fs.buffers.get() + std::size_t{bid} * m_config.receive_buffer_size,
+        m_config.receive_buffer_size, bid, io_uring_buf_ring_mask(m_config.receive_buffers),
+        static_cast<int>(fs.buffers_to_return++));
+}
+
 void engine_core::arm_recv(ip_family family) {
     family_state& fs = m_families[family_index(family)];
+    ++m_recoveries.receive_rearms;
     io_uring_sqe* sqe = get_sqe();
     io_uring_prep_recvmsg_multishot(sqe, fs.socket.fd, &fs.recv_msg, MSG_TRUNC);
     sqe->flags |= IOSQE_BUFFER_SELECT;
@@ -909,21 +1001,52 @@ void engine_core::handle_recv(ip_family family, const completion& c, std::int64_
                                 out->namelen, rx_mono, ttl);
             }
         }
-        // Back to the kernel at once; published at the end of this batch.
-        io_uring_buf_ring_add(fs.buf_ring, buffer, m_config.receive_buffer_size, bid,
-                              io_uring_buf_ring_mask(m_config.receive_buffers),
-                              static_cast<int>(fs.buffers_to_return++));
+        if (m_faults.hold_receive_buffers > 0) {
+            --m_faults.hold_receive_buffers;
+            m_held_buffers[family_index(family)].push_back(bid);
+        } else {
+            // Back to the kernel at once; published at the end of this batch.
+            return_buffer(fs, bid);
+        }
+        if (m_faults.receive_error > 0 && (c.flags & IORING_CQE_F_MORE) && !fs.recv_erroring) {
+            // End this receive as a socket error would: cancel it, and
+            // report its final -ECANCELED as -ENETDOWN below.
+            --m_faults.receive_error;
+            fs.recv_erroring = true;
+            io_uring_sqe* sqe = get_sqe();
+            io_uring_prep_cancel64(sqe, encode(op_kind::recv, family_index(family)), 0);
+            io_uring_sqe_set_data64(sqe, encode(op_kind::cancel, 0));
+        }
     }
     if (!(c.flags & IORING_CQE_F_MORE)) {
+        std::int32_t res = c.res;
+        if (fs.recv_erroring && res == -ECANCELED) {
+            fs.recv_erroring = false;
+            res = -ENETDOWN;
+        }
+        if (res == -ENOBUFS) {
+            ++m_recoveries.receive_enobufs;
+            // Whatever the fault plan held goes back now.
+            for (unsigned short held : m_held_buffers[family_index(family)])
+                return_buffer(fs, held);
+            m_held_buffers[family_index(family)].clear();
+        } else if (res < 0 && res != -ECANCELED) {
+            ++m_recoveries.receive_errors;
+        }
         // The multishot receive ended: out of buffers (-ENOBUFS), a pending
         // socket error (an ICMP error with IP_RECVERR sets sk_err), or
         // cancellation. Re-armed in the next turn unless we are tearing down.
         fs.recv_armed = false;
-        if (c.res < 0 && c.res != -ENOBUFS && c.res != -ECANCELED &&
+        if (res < 0 && res != -ENOBUFS && res != -ECANCELED &&
             fs.socket.kind == socket_mode::datagram)
             fs.err_again = true;
         ICMPENGINE_LOG(ring, debug, "multishot receive ended: {}",
-                       c.res < 0 ? std::strerror(-c.res) : "no error");
+                       res < 0 ? std::strerror(-res) : "no error");
+    }
+    if (fs.buffers_to_return != 0 && !(c.flags & IORING_CQE_F_MORE)) {
+        // Publish before the receive is armed again.
+        io_uring_buf_ring_advance(fs.buf_ring, static_cast<int>(fs.buffers_to_return));
+        fs.buffers_to_return = 0;
     }
 }
 
@@ -1076,9 +1199,20 @@ std::optional<std::uint32_t> engine_core::find_slot(const icmp_message& m, const
             }
             return t.slot;
         }
-        if (t.generation == s.generation)
+        if (t.generation == s.generation) {
+            // The ping ended, and the slot still describes it: a late or
+            // duplicate reply must still be the genuine article to count as
+            // one (a truncated or misaddressed copy is invalid).
+            if (!same_host(s.target, peer) ||
+                (!is_error && !payload_matches(m.payload,
+                                               payload_length == unknown_length ? s.payload_size
+                                                                                : payload_length,
+                                               s.payload_size, &t))) {
+                ++m_stats.invalid_packets;
+                return std::nullopt;
+            }
             count_stale(s.outcome);
-        else if (t.generation + 1 == s.generation)
+        } else if (t.generation + 1 == s.generation)
             count_stale(s.prev_outcome);
         else
             count_stale(slot_outcome::other);
@@ -1209,6 +1343,81 @@ void engine_core::expire() {
     }
 }
 
+// ---------------------------------------------------------------- sleeps
+
+task<bool> engine_core::sleep(std::int64_t deadline, std::stop_token stop) {
+    sleep_op op(*this, deadline, std::move(stop));
+    co_return co_await op;
+}
+
+bool engine_core::start_sleep(sleep_op& op) {
+    if (m_stopping || op.m_stop.stop_requested()) {
+        op.m_early = true;
+        return false;
+    }
+    if (op.m_deadline <= now_mono())
+        return false;
+    if (!ensure_ring()) {
+        // No ring, no timer; and no ping can be in flight either (they all
+        // end as send_error at once), so there is nothing to miss: block.
+        const timespec ts{static_cast<time_t>(op.m_deadline / 1'000'000'000),
+                          static_cast<long>(op.m_deadline % 1'000'000'000)};
+        while (::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
+        }
+        return false;
+    }
+    // Room first, so that wake() (called from a noexcept stop callback)
+    // never allocates; an allocation failure here leaves everything as it was.
+    const bool reuse = !m_free_sleepers.empty();
+    const auto id = reuse ? m_free_sleepers.back() : static_cast<std::uint32_t>(m_sleepers.size());
+    if (!reuse) {
+        m_sleepers.reserve(m_sleepers.size() + 1);
+        m_free_sleepers.reserve(m_sleepers.size() + 1);
+    }
+    m_ready.reserve(m_ready.size() + m_sleep_heap.size() + 1);
+    m_sleep_heap.push(id, op.m_deadline);
+    if (reuse) {
+        m_free_sleepers.pop_back();
+        m_sleepers[id] = &op;
+    } else {
+        m_sleepers.push_back(&op);
+    }
+    op.m_id = id;
+    // Registered last: if stop was requested since the check above (from
+    // another thread, against the contract), the callback runs right here
+    // and queues the resumption; suspending is still correct.
+    if (op.m_stop.stop_possible())
+        op.m_on_stop.emplace(op.m_stop, sleep_op::on_stop{&op});
+    return true;
+}
+
+void engine_core::wake(sleep_op& op, bool early) {
+    if (op.m_id == sleep_op::not_queued)
+        return; // woken already: the deadline and a stop request raced
+    m_sleep_heap.erase(op.m_id);
+    m_sleepers[op.m_id] = nullptr;
+    m_free_sleepers.push_back(op.m_id);
+    op.m_id = sleep_op::not_queued;
+    op.m_early = early;
+    m_ready.push_back(op.m_waiter);
+}
+
+void engine_core::abandon(sleep_op& op) noexcept {
+    // The sleeping coroutine's frame is being destroyed: forget it unresumed.
+    m_sleep_heap.erase(op.m_id);
+    m_sleepers[op.m_id] = nullptr;
+    m_free_sleepers.push_back(op.m_id); // capacity reserved in start_sleep
+    op.m_id = sleep_op::not_queued;
+}
+
+void engine_core::expire_sleepers() {
+    if (m_sleep_heap.empty())
+        return;
+    const std::int64_t now = now_mono();
+    while (!m_sleep_heap.empty() && m_sleep_heap.top().deadline <= now)
+        wake(*m_sleepers[m_sleep_heap.top().id], false);
+}
+
 void engine_core::end(std::uint32_t index, ping_status status) {
     slot& s = m_slots[index];
     if (s.state != slot_state::in_flight)
@@ -1333,6 +1542,8 @@ void engine_core::cancel_all() {
                 m_slots[i].op->m_result.error = make_error_code(errc::stopped);
             end(i, ping_status::cancelled);
         }
+    while (!m_sleep_heap.empty())
+        wake(*m_sleepers[m_sleep_heap.top().id], true);
 }
 
 void engine_core::stop() {
@@ -1402,6 +1613,10 @@ void engine_core::teardown() noexcept {
             ::close(fs.socket.fd);
             fs.socket.fd = -1;
         }
+        if (fs.route_probe_fd >= 0) {
+            ::close(fs.route_probe_fd);
+            fs.route_probe_fd = -1;
+        }
     }
     for (slot& s : m_slots) {
         m_send_buffers.put(s.send_buffer, sockaddr_room + icmp_header_size + s.payload_size);
@@ -1438,6 +1653,31 @@ task<ping_result> engine::ping(ip_address to, std::chrono::nanoseconds timeout,
 
 void engine::drive(std::coroutine_handle<> root) {
     m_core->drive(root);
+}
+
+namespace {
+// Deadlines further out than ten years are taken as ten years: far from
+// int64 overflow, and no process waits that long.
+std::int64_t mono_deadline_after(std::chrono::nanoseconds remaining) noexcept {
+    const std::int64_t now = detail::clock_ns(CLOCK_MONOTONIC);
+    return now + std::clamp<std::int64_t>(remaining.count(), 0, detail::max_timeout_ns);
+}
+} // namespace
+
+task<bool> engine::sleep_until(std::chrono::steady_clock::time_point deadline,
+                               std::stop_token stop) {
+    // Measured against steady_clock::now() rather than assuming its epoch is
+    // CLOCK_MONOTONIC's (it is, in libstdc++ and libc++). deadline - now
+    // cannot overflow once deadline > now, even for time_point::max().
+    const auto now = std::chrono::steady_clock::now();
+    const auto remaining =
+        deadline > now ? std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now)
+                       : std::chrono::nanoseconds{0};
+    return m_core->sleep(mono_deadline_after(remaining), std::move(stop));
+}
+
+task<bool> engine::sleep_for(std::chrono::nanoseconds duration, std::stop_token stop) {
+    return m_core->sleep(mono_deadline_after(duration), std::move(stop));
 }
 void engine::spawn(task<void> t) {
     m_core->spawn(std::move(t));

@@ -22,6 +22,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <stop_token>
 #include <string>
 #include <sys/socket.h>
 #include <vector>
@@ -57,6 +58,36 @@ struct ping_op {
     bool await_ready() const noexcept { return false; }
     bool await_suspend(std::coroutine_handle<> h);
     ping_result await_resume() noexcept { return m_result; }
+};
+
+/// The awaiting side of engine::sleep_until: lives in the sleeping
+/// coroutine's frame. While queued it is in the engine's sleep heap (under
+/// m_id) and, if `m_stop` can be stopped, has a stop_callback registered
+/// that wakes it early.
+struct sleep_op {
+    struct on_stop {
+        sleep_op* m_op;
+        void operator()() const noexcept;
+    };
+    static constexpr std::uint32_t not_queued = 0xffffffffu;
+
+    engine_core* m_core = nullptr;
+    std::int64_t m_deadline = 0; ///< CLOCK_MONOTONIC ns
+    std::stop_token m_stop;
+    std::uint32_t m_id = not_queued;
+    bool m_early = false; ///< woken by a stop request or engine stop
+    std::coroutine_handle<> m_waiter;
+    std::optional<std::stop_callback<on_stop>> m_on_stop;
+
+    sleep_op(engine_core& core, std::int64_t deadline, std::stop_token stop) noexcept
+        : m_core(&core), m_deadline(deadline), m_stop(std::move(stop)) {}
+    sleep_op(const sleep_op&) = delete;
+    sleep_op& operator=(const sleep_op&) = delete;
+    ~sleep_op();
+
+    bool await_ready() const noexcept { return false; }
+    bool await_suspend(std::coroutine_handle<> h);
+    bool await_resume() const noexcept { return !m_early; }
 };
 
 /// Fixed-size buffers for requests between their SQE and their CQE. The
@@ -117,6 +148,8 @@ struct family_state {
     unsigned buffers_to_return = 0;
     msghdr recv_msg{}; ///< template for the multishot receive
     bool recv_armed = false;
+    bool recv_erroring = false; ///< fault_plan::receive_error: cancelling it
+    int route_probe_fd = -1;    ///< UDP socket for check_route(), opened on first use
     std::uint64_t overruns = 0; ///< SO_RXQ_OVFL: dropped for a full socket buffer
 
     // Error queue (datagram sockets): drained with single-shot
@@ -129,6 +162,38 @@ struct family_state {
     std::array<std::byte, 512> err_control{};
     bool err_reading = false;
     bool err_again = false;
+};
+
+/// Resource faults for tests, injected where the kernel would produce them.
+/// Each count makes that many of the next occurrences fail; counts fall to
+/// zero as the faults fire.
+struct fault_plan {
+    std::uint32_t sq_full = 0;      ///< io_uring_get_sqe() finds the SQ full
+    std::uint32_t submit_busy = 0;  ///< io_uring_enter fails with -EBUSY (CQ overflow backlog)
+    std::uint32_t send_eagain = 0;  ///< a send completes with -EAGAIN
+    std::uint32_t send_enobufs = 0; ///< a send completes with -ENOBUFS
+    /// Keep this many receive buffers from the ring (as if still being
+    /// parsed), so that the kernel runs out and ends the receive with
+    /// -ENOBUFS; they go back when it does.
+    std::uint32_t hold_receive_buffers = 0;
+    /// End the multishot receive as a socket error (-ENETDOWN) would.
+    std::uint32_t receive_error = 0;
+    /// Skip this many of the harvests done between send batches, so that a
+    /// burst overflows a small CQ into the kernel's backlog
+    /// (IORING_SQ_CQ_OVERFLOW, IORING_FEAT_NODROP).
+    std::uint32_t skip_harvests = 0;
+};
+
+/// How often the engine met each condition it recovers from (for tests and
+/// the log; not in engine_stats because they are not about pings).
+struct recovery_counts {
+    std::uint64_t sq_full = 0;         ///< flushes forced by a full SQ
+    std::uint64_t submit_retries = 0;  ///< io_uring_enter failed with EBUSY/EAGAIN/EINTR
+    std::uint64_t cq_overflow = 0;     ///< harvests that found IORING_SQ_CQ_OVERFLOW set
+    std::uint64_t send_retries = 0;    ///< sends repeated after a transient error
+    std::uint64_t receive_enobufs = 0; ///< multishot receives ended by an empty buffer ring
+    std::uint64_t receive_errors = 0;  ///< multishot receives ended by a socket error
+    std::uint64_t receive_rearms = 0;  ///< multishot receives armed again
 };
 
 class engine_core {
@@ -150,9 +215,19 @@ class engine_core {
     bool start(ping_op& op);
     void abandon(ping_op& op) noexcept;
 
+    // For sleep_op (engine::sleep_until).
+    task<bool> sleep(std::int64_t deadline, std::stop_token stop);
+    bool start_sleep(sleep_op& op);
+    void wake(sleep_op& op, bool early);
+    void abandon(sleep_op& op) noexcept;
+
     // For spawned tasks.
     void record_spawn_exception(std::exception_ptr e) noexcept;
     void spawned_finished() noexcept { ++m_spawned_done; }
+
+    /// Tests: faults to inject, and what the engine recovered from.
+    fault_plan& faults() noexcept { return m_faults; }
+    const recovery_counts& recoveries() const noexcept { return m_recoveries; }
 
     bool log_enabled(log_component c, log_level l) const noexcept {
         return m_log_levels[static_cast<std::size_t>(c)] >= l;
@@ -192,6 +267,7 @@ class engine_core {
     void handle_recv(ip_family family, const completion& c, std::int64_t realtime_offset);
     void handle_errqueue(ip_family family, std::int32_t res, std::int64_t realtime_offset);
     void arm_recv(ip_family family);
+    void return_buffer(family_state& fs, unsigned short bid) noexcept;
     void read_errqueue(ip_family family);
     void process_message(ip_family family, std::span<const std::byte> payload,
                          std::size_t full_length, const sockaddr* name, std::size_t name_length,
@@ -205,6 +281,7 @@ class engine_core {
                                            std::size_t full_length, bool is_error);
     void report_stray(stray_reply::kind what, const ip_address& from, std::uint16_t sequence);
     void expire();
+    void expire_sleepers();
     void end(std::uint32_t index, ping_status status);
     void finish(std::uint32_t index);
     void admit_waiting();
@@ -226,7 +303,13 @@ class engine_core {
     std::deque<std::uint32_t> m_free_slots; ///< FIFO: reuse the longest-free slot
     std::uint32_t m_slots_in_use = 0;
     deadline_heap m_heap;
+    // Sleepers (engine::sleep_until): their own heap, keyed by an index into
+    // m_sleepers; the one timer is armed for the earlier of the two heads.
+    deadline_heap m_sleep_heap;
+    std::vector<sleep_op*> m_sleepers;
+    std::vector<std::uint32_t> m_free_sleepers;
     std::vector<pending_send> m_pending_sends;
+    std::vector<std::uint32_t> m_deferred_resends; ///< slots to send again next turn
     std::uint32_t m_sends_in_kernel = 0;
     send_buffer_pool m_send_buffers;
     std::deque<ping_op*> m_waiting;
@@ -250,10 +333,19 @@ class engine_core {
     std::mt19937_64 m_drop_rng;
     std::bernoulli_distribution m_drop;
 
+    fault_plan m_faults;
+    recovery_counts m_recoveries;
+    std::array<std::vector<unsigned short>, 2> m_held_buffers; ///< per family, by fault_plan
+
     int m_drive_depth = 0;
     bool m_stopping = false;
     bool m_torn_down = false;
     engine_stats m_stats;
+};
+
+/// The tests' way to the engine's internals (fault injection).
+struct engine_access {
+    static engine_core& core(engine& e) noexcept { return *e.m_core; }
 };
 
 } // namespace icmpengine::detail

@@ -142,6 +142,53 @@ option_error configure(int fd, ip_family family, socket_mode kind, const engine_
 
 } // namespace
 
+int check_route(int& probe_fd, const ip_address& target, const engine_config& config) {
+    const bool v4 = target.is_v4();
+    if (probe_fd < 0) {
+        probe_fd = ::socket(v4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP);
+        if (probe_fd < 0)
+            return errno;
+        if (!config.interface.empty())
+            (void)::setsockopt(probe_fd, SOL_SOCKET, SO_BINDTODEVICE, config.interface.c_str(),
+                               static_cast<socklen_t>(config.interface.size()));
+        const std::optional<ip_address>& source = v4 ? config.source_v4 : config.source_v6;
+        if (source) {
+            sockaddr_storage sa{};
+            socklen_t len = 0;
+            if (v4) {
+                auto* in = reinterpret_cast<sockaddr_in*>(&sa);
+                in->sin_family = AF_INET;
+                std::memcpy(&in->sin_addr, source->bytes().data(), 4);
+                len = sizeof(sockaddr_in);
+            } else {
+                auto* in6 = reinterpret_cast<sockaddr_in6*>(&sa);
+                in6->sin6_family = AF_INET6;
+                std::memcpy(&in6->sin6_addr, source->bytes().data(), 16);
+                in6->sin6_scope_id = source->scope_id();
+                len = sizeof(sockaddr_in6);
+            }
+            (void)::bind(probe_fd, reinterpret_cast<const sockaddr*>(&sa), len);
+        }
+    }
+    sockaddr_storage sa{};
+    socklen_t len = 0;
+    if (v4) {
+        auto* in = reinterpret_cast<sockaddr_in*>(&sa);
+        in->sin_family = AF_INET;
+        in->sin_port = htons(9); // any port: nothing is sent
+        std::memcpy(&in->sin_addr, target.bytes().data(), 4);
+        len = sizeof(sockaddr_in);
+    } else {
+        auto* in6 = reinterpret_cast<sockaddr_in6*>(&sa);
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(9);
+        std::memcpy(&in6->sin6_addr, target.bytes().data(), 16);
+        in6->sin6_scope_id = target.scope_id();
+        len = sizeof(sockaddr_in6);
+    }
+    return ::connect(probe_fd, reinterpret_cast<const sockaddr*>(&sa), len) == 0 ? 0 : errno;
+}
+
 int wanted_receive_buffer(const engine_config& config) noexcept {
     if (config.socket_receive_buffer != 0)
         return static_cast<int>(std::min<std::uint32_t>(config.socket_receive_buffer, 1u << 30));

@@ -31,6 +31,13 @@ struct socket_open_result {
 /// source address, interface, and ICMP filters for raw sockets.
 socket_open_result open_icmp_socket(ip_family family, const engine_config& config);
 
+/// Whether the kernel has a route to `target` as this engine's sockets would
+/// use it (same interface and source address): 0, or the errno of the route
+/// lookup (ENETUNREACH, EHOSTUNREACH, EACCES, EINVAL for a blackhole ...).
+/// Done by connect()ing `probe_fd`, a UDP socket of the target's family
+/// (opened on first use): a UDP connect looks the route up and sends nothing.
+int check_route(int& probe_fd, const ip_address& target, const engine_config& config);
+
 /// The receive buffer size the engine asks for with this config.
 int wanted_receive_buffer(const engine_config& config) noexcept;
 

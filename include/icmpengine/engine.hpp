@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -147,7 +148,8 @@ struct engine_stats {
 
 namespace detail {
 class engine_core;
-}
+struct engine_access;
+} // namespace detail
 
 /// The ping engine. One per thread: an engine is not thread-safe, by design
 /// (no locks on the hot path); run one engine per thread to use more cores.
@@ -186,6 +188,25 @@ class ICMPENGINE_API engine {
     /// run() drives the loop and is finished (its pings cancelled) by stop().
     void spawn(task<void> t);
 
+    /// Resumes the caller at `deadline`, or earlier when `stop` is requested
+    /// or the engine stops: true if the deadline was reached, false if woken
+    /// early. A deadline already past completes at once (true). Sleeps share
+    /// the engine's one timer with the ping deadlines, so a fan-out can pace
+    /// its sends without a thread or a second clock:
+    ///
+    ///     auto next = std::chrono::steady_clock::now();
+    ///     for (auto& t : targets) {
+    ///         co_await eng.sleep_until(next += 1ms); // one request per ms
+    ///         ...
+    ///     }
+    ///
+    /// request_stop() on `stop` must be called on the engine's thread (from a
+    /// coroutine inside run()), which is where the sleeper is queued to resume.
+    task<bool> sleep_until(std::chrono::steady_clock::time_point deadline,
+                           std::stop_token stop = {});
+    /// sleep_until(now + duration); a duration <= 0 completes at once.
+    task<bool> sleep_for(std::chrono::nanoseconds duration, std::stop_token stop = {});
+
     /// Opens the socket for `family` now instead of at the first ping; returns
     /// why it cannot be opened (e.g. errc::ping_group_range).
     std::error_code open(ip_family family);
@@ -202,6 +223,7 @@ class ICMPENGINE_API engine {
     std::optional<socket_mode> socket_kind(ip_family family) const noexcept;
 
   private:
+    friend struct detail::engine_access; // the tests' fault-injection seam
     void drive(std::coroutine_handle<> root);
 
     std::unique_ptr<detail::engine_core> m_core;

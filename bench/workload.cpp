@@ -1,0 +1,263 @@
+// bench_workload: the engine side of the harness's workloads (harness.cpp).
+// A thin driver: it parses its arguments, builds the target list, calls the
+// library and prints one line,
+//
+//     RESULT ping_ms=... sent=... replies=... timeouts=... errors=... ...
+//
+// which the harness reads. It sends nothing by itself: the harness runs it
+// inside the private namespace it created, and refuses to run it otherwise.
+//
+//   fleet   one ping to each of --count targets (--same: all to --first),
+//           on one engine or, with --engines N > 1, on an engine_pool
+//   series  --count targets, each pinged --pings times every --period-ms
+//           (ping_fanout: the original CLI's style)
+//   scale   --count pings over --span silent targets, all in flight at once,
+//           timeouts log-uniform in [--timeout-min-ms, --timeout-max-ms]
+#include <icmpengine/icmpengine.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+using namespace std::chrono_literals;
+using icmpengine::engine;
+using icmpengine::engine_config;
+using icmpengine::engine_stats;
+using icmpengine::ip_address;
+using icmpengine::ping_result;
+using icmpengine::ping_status;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+struct arguments {
+    std::string mode;
+    std::map<std::string, std::string> values;
+
+    std::string text(const std::string& name, const std::string& fallback) const {
+        auto it = values.find(name);
+        return it == values.end() ? fallback : it->second;
+    }
+    std::uint64_t number(const std::string& name, std::uint64_t fallback) const {
+        auto it = values.find(name);
+        if (it == values.end())
+            return fallback;
+        std::size_t used = 0;
+        const unsigned long long v = std::stoull(it->second, &used);
+        if (used != it->second.size())
+            throw std::invalid_argument("--" + name + " " + it->second + ": not a number");
+        return v;
+    }
+    bool flag(const std::string& name) const { return values.count(name) != 0; }
+};
+
+arguments parse(int argc, char** argv) {
+    if (argc < 2)
+        throw std::invalid_argument("usage: bench_workload fleet|series|scale [--name value]...");
+    arguments a;
+    a.mode = argv[1];
+    for (int i = 2; i < argc; ++i) {
+        std::string_view arg = argv[i];
+        if (arg.substr(0, 2) != "--")
+            throw std::invalid_argument("unexpected argument " + std::string(arg));
+        const std::string name(arg.substr(2));
+        if (name == "same" || name == "no-df") {
+            a.values.insert_or_assign(name, std::string("1"));
+        } else {
+            if (i + 1 >= argc)
+                throw std::invalid_argument("--" + name + " needs a value");
+            a.values.insert_or_assign(name, std::string(argv[++i]));
+        }
+    }
+    return a;
+}
+
+/// `count` addresses from `first` upward (or `count` times `first`), cycling
+/// over `span` addresses if span > 0.
+std::vector<ip_address> targets(const ip_address& first, std::uint64_t count, bool same,
+                                std::uint64_t span) {
+    std::vector<ip_address> list;
+    list.reserve(count);
+    const std::uint32_t base = first.v4_value();
+    for (std::uint64_t i = 0; i < count; ++i) {
+        if (same || first.is_v6())
+            list.push_back(first);
+        else
+            list.push_back(
+                ip_address::from_v4(base + static_cast<std::uint32_t>(span > 0 ? i % span : i)));
+    }
+    return list;
+}
+
+engine_config config_from(const arguments& a) {
+    engine_config c;
+    c.dont_fragment = !a.flag("no-df");
+    c.send_batch = static_cast<std::uint32_t>(a.number("send-batch", c.send_batch));
+    c.max_in_flight = static_cast<std::uint32_t>(a.number("max-in-flight", c.max_in_flight));
+    // Replies on loopback are small: 512-byte buffers hold one with its
+    // address and control messages, and touch a quarter of the memory.
+    c.receive_buffer_size = static_cast<std::uint32_t>(a.number("receive-buffer-size", 512));
+    c.receive_buffers = static_cast<std::uint32_t>(a.number("receive-buffers", c.receive_buffers));
+    return c;
+}
+
+struct tally {
+    std::uint64_t replies = 0;
+    std::uint64_t timeouts = 0;
+    std::uint64_t errors = 0;
+    double rtt_sum_us = 0;
+
+    void add(const ping_result& r) {
+        switch (r.status) {
+        case ping_status::reply:
+            ++replies;
+            rtt_sum_us += std::chrono::duration<double, std::micro>(r.rtt).count();
+            break;
+        case ping_status::timeout:
+            ++timeouts;
+            break;
+        default:
+            ++errors;
+            break;
+        }
+    }
+};
+
+void print_result(double ping_ms, std::uint64_t sent, const tally& t, const engine_stats& s,
+                  std::uint64_t peak_in_flight) {
+    std::printf(
+        "RESULT ping_ms=%.3f sent=%llu replies=%llu timeouts=%llu errors=%llu "
+        "rtt_us=%.2f submissions=%llu overruns=%llu peak_in_flight=%llu\n",
+        ping_ms, static_cast<unsigned long long>(sent), static_cast<unsigned long long>(t.replies),
+        static_cast<unsigned long long>(t.timeouts), static_cast<unsigned long long>(t.errors),
+        t.replies > 0 ? t.rtt_sum_us / static_cast<double>(t.replies) : 0.0,
+        static_cast<unsigned long long>(s.submissions),
+        static_cast<unsigned long long>(s.receive_overruns),
+        static_cast<unsigned long long>(peak_in_flight));
+}
+
+double ms_since(clock_type::time_point t0) {
+    return std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
+}
+
+int run_fleet(const arguments& a) {
+    const ip_address first = ip_address::parse(a.text("first", "127.1.0.1"));
+    const std::vector<ip_address> list =
+        targets(first, a.number("count", 60000), a.flag("same"), 0);
+    const icmpengine::ping_all_options options{
+        .timeout = std::chrono::milliseconds(a.number("timeout-ms", 1000)),
+        .window = static_cast<std::uint32_t>(a.number("window", 256))};
+    const auto engines = static_cast<unsigned>(a.number("engines", 1));
+    std::vector<ping_result> results(list.size());
+    tally t;
+    double ping_ms = 0;
+    engine_stats stats;
+    if (engines == 1) {
+        engine eng(config_from(a));
+        if (const std::error_code ec = eng.open(first.family()))
+            throw std::runtime_error("opening the ICMP socket: " + ec.message());
+        const auto t0 = clock_type::now();
+        eng.run(icmpengine::ping_all(eng, list, results, options));
+        ping_ms = ms_since(t0);
+        stats = eng.stats();
+    } else {
+        icmpengine::engine_pool pool({.engines = engines, .engine = config_from(a)});
+        if (const std::error_code ec = pool.open(first.family()))
+            throw std::runtime_error("opening the ICMP sockets: " + ec.message());
+        const auto t0 = clock_type::now();
+        pool.ping_all(list, results, options);
+        ping_ms = ms_since(t0);
+        stats = pool.stats();
+    }
+    for (const ping_result& r : results)
+        t.add(r);
+    print_result(ping_ms, list.size(), t, stats, 0);
+    return 0;
+}
+
+int run_series(const arguments& a) {
+    const ip_address first = ip_address::parse(a.text("first", "127.1.0.1"));
+    const std::vector<ip_address> list = targets(first, a.number("count", 600), false, 0);
+    const std::uint64_t pings = a.number("pings", 100);
+    tally t;
+    icmpengine::ping_fanout fan(
+        list, {.series = {.count = pings,
+                          .period = std::chrono::milliseconds(a.number("period-ms", 10)),
+                          .timeout = std::chrono::milliseconds(a.number("timeout-ms", 200)),
+                          .keep_results = false},
+               .on_ping = [&](const icmpengine::ping_event& e) { t.add(e.result); }});
+    engine eng(config_from(a));
+    if (const std::error_code ec = eng.open(first.family()))
+        throw std::runtime_error("opening the ICMP socket: " + ec.message());
+    const auto t0 = clock_type::now();
+    eng.run(fan.run(eng));
+    const double ping_ms = ms_since(t0);
+    print_result(ping_ms, list.size() * pings, t, eng.stats(), 0);
+    return 0;
+}
+
+int run_scale(const arguments& a) {
+    const ip_address first = ip_address::parse(a.text("first", "198.18.128.1"));
+    const std::uint64_t count = a.number("count", 1'000'000);
+    const std::vector<ip_address> list = targets(first, count, false, a.number("span", 32000));
+    // Mixed timeouts, log-uniform: the deadline heap gets them in random
+    // order. The shortest is longer than sending them all takes, so that
+    // every ping is in flight at once before the first one times out.
+    const double lo = std::log(static_cast<double>(a.number("timeout-min-ms", 3000)));
+    const double hi = std::log(static_cast<double>(a.number("timeout-max-ms", 6000)));
+    std::mt19937_64 rng(a.number("seed", 1));
+    std::uniform_real_distribution<double> u(lo, hi);
+    std::vector<std::chrono::nanoseconds> timeouts(count);
+    for (auto& timeout : timeouts)
+        timeout = std::chrono::nanoseconds(static_cast<std::int64_t>(std::exp(u(rng)) * 1e6));
+
+    engine_config config = config_from(a);
+    config.max_in_flight = static_cast<std::uint32_t>(std::max<std::uint64_t>(count, 1));
+    engine eng(config);
+    if (const std::error_code ec = eng.open(first.family()))
+        throw std::runtime_error("opening the ICMP socket: " + ec.message());
+    tally t;
+    std::uint64_t peak = 0;
+    const auto t0 = clock_type::now();
+    // Results go to a callback and are not kept: what stays per ping is the
+    // engine's state and the fan-out's coroutines.
+    eng.run(
+        icmpengine::ping_all(eng, list,
+                             [&](std::size_t, const ping_result& r) {
+                                 // The one that just ended counted too.
+                                 peak = std::max(peak, eng.stats().in_flight + 1);
+                                 t.add(r);
+                             },
+                             {.timeouts = timeouts, .window = static_cast<std::uint32_t>(count)}));
+    print_result(ms_since(t0), count, t, eng.stats(), peak);
+    return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    try {
+        const arguments a = parse(argc, argv);
+        if (a.mode == "fleet")
+            return run_fleet(a);
+        if (a.mode == "series")
+            return run_series(a);
+        if (a.mode == "scale")
+            return run_scale(a);
+        throw std::invalid_argument("unknown workload " + a.mode + " (fleet, series, scale)");
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "bench_workload: %s\n", e.what());
+        return 2;
+    }
+}

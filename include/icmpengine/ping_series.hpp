@@ -1,0 +1,204 @@
+// icmpengine::ping_series and icmpengine::ping_fanout: pings sent on a
+// schedule to one target or to many, with exact per-target statistics (what
+// the original Go engine's Pinger did, and what fping -c / -l / -C do).
+#pragma once
+
+#include <icmpengine/engine.hpp>
+#include <icmpengine/export.hpp>
+#include <icmpengine/ip_address.hpp>
+#include <icmpengine/ping_result.hpp>
+#include <icmpengine/ping_statistics.hpp>
+#include <icmpengine/task.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <stop_token>
+#include <vector>
+
+namespace icmpengine {
+
+/// How one target is pinged.
+struct series_options {
+    /// Pings to send; 0 sends until stopped (fping -l). With `until_reply`,
+    /// the most attempts (fping's default mode: 1 + retries).
+    std::uint64_t count = 1;
+    /// Ping k is sent at t0 + k * period, where t0 is when ping 0 was sent,
+    /// whether or not earlier pings have been answered yet (fping -p).
+    /// Must be positive when more than one ping is sent on a schedule.
+    std::chrono::nanoseconds period = std::chrono::seconds(1);
+    /// How long each ping waits for its reply (fping -t); 10 us .. days.
+    std::chrono::nanoseconds timeout = std::chrono::seconds(1);
+    ping_options ping{};
+    /// Single-shot mode (fping without -c, with -r): one ping at a time, the
+    /// next as soon as the previous one ended without a reply, at most
+    /// `count` in all; the series ends at the first reply. `period` is unused.
+    bool until_reply = false;
+    /// Keep every ping's result in series_result::results. Memory grows with
+    /// the number of pings: turn it off for long loops and large fan-outs.
+    bool keep_results = true;
+    /// Pings whose RTT the statistics keep for per-ping output (fping -C);
+    /// see ping_statistics(std::size_t).
+    std::size_t rtt_history = 0;
+    /// When stop is requested, no further ping is sent; pings in flight end
+    /// as they will (reply, timeout, ...) and then the series ends. Request it
+    /// on the engine's thread (see engine::sleep_until).
+    std::stop_token stop{};
+};
+
+/// One target's series: filled in while it runs, complete once `finished`.
+struct series_result {
+    ip_address target;
+    /// results[k] is ping k's result once its fate is known (only with
+    /// series_options::keep_results). Ping k is in the vector from the
+    /// moment it is sent; once `finished`, every entry is final.
+    std::vector<ping_result> results;
+    /// Exact statistics: pings cancelled by engine::stop() are left out (their
+    /// fate is unknown), so are pings still in flight; duplicates are counted
+    /// when the caller routes the engine's stray replies (ping_fanout::on_stray).
+    ping_statistics statistics;
+    /// Replies that came after their ping had timed out (they do not turn a
+    /// timeout into a reply).
+    std::uint64_t late_replies = 0;
+    /// Pings handed to the engine, and of those the ones whose fate is not
+    /// known yet.
+    std::uint64_t started = 0;
+    std::uint64_t in_flight = 0;
+    /// No ping in flight and none to come.
+    bool finished = false;
+
+    /// At least one echo reply arrived.
+    bool alive() const noexcept { return statistics.received() > 0; }
+};
+
+/// One ping's fate, as ping_fanout reports it.
+struct ping_event {
+    /// The series' index in ping_fanout::series().
+    std::size_t target;
+    /// The ping's number in its series: 0, 1, 2, ...
+    std::uint64_t index;
+    const ping_result& result;
+    /// The series, with this ping already counted.
+    const series_result& series;
+};
+
+/// A duplicate or late reply attributed to a target.
+struct stray_event {
+    std::size_t target;
+    const stray_reply& reply;
+    /// The series, with the stray already counted.
+    const series_result& series;
+};
+
+struct fanout_options {
+    /// Every target's series.
+    series_options series{};
+    /// The least time between any two echo requests of the fan-out, across
+    /// all targets (fping -i; 1 s / rate). Zero: unpaced, as fast as the
+    /// engine sends.
+    std::chrono::nanoseconds pace{0};
+    /// Called (inside engine::run) as each ping's fate becomes known.
+    std::function<void(const ping_event&)> on_ping{};
+    /// Called (inside engine::run) for each duplicate or late reply
+    /// attributed to a target by on_stray().
+    std::function<void(const stray_event&)> on_stray{};
+};
+
+/// Counters over the whole fan-out, for progress displays.
+struct fanout_progress {
+    std::size_t targets = 0;
+    std::size_t targets_finished = 0;
+    /// Targets with at least one reply so far.
+    std::size_t targets_alive = 0;
+    std::uint64_t sent = 0; ///< pings handed to the engine
+    std::uint64_t replies = 0;
+    std::uint64_t timeouts = 0;
+    std::uint64_t icmp_errors = 0;
+    std::uint64_t send_errors = 0;
+    std::uint64_t cancelled = 0;
+    std::uint64_t in_flight = 0;
+    std::uint64_t duplicates = 0;
+    std::uint64_t late_replies = 0;
+};
+
+/// Runs one series per target, all at once, on one engine, with an optional
+/// global pace. Each address is pinged by one series only (duplicates in
+/// `targets` are dropped, keeping the first), so that the engine's stray
+/// replies, which carry only their source address, can be attributed: route
+/// them here through engine_config::on_stray.
+///
+///     icmpengine::ping_fanout fan(targets, {.series = {.count = 5, .period = 100ms,
+///                                                      .timeout = 1s, .keep_results = false}});
+///     icmpengine::engine eng({.on_stray = [&](const auto& s) { fan.on_stray(s); }});
+///     eng.run(fan.run(eng));
+///     for (const icmpengine::series_result& s : fan.series())
+///         std::cout << s.target.to_string() << " " << s.statistics.received() << "\n";
+///
+/// The object must outlive run() and every engine routing strays to it.
+/// series() and progress() may be read at any time, also from inside run()
+/// (interim summaries).
+class ICMPENGINE_API ping_fanout {
+  public:
+    /// Throws std::invalid_argument naming the value for a timeout that is
+    /// not positive or longer than ten years, a period that is not positive
+    /// (when more than one ping is sent on a schedule), a payload size the
+    /// engine refuses, or a negative pace.
+    explicit ping_fanout(std::span<const ip_address> targets, fanout_options options = {});
+    ~ping_fanout();
+    ping_fanout(const ping_fanout&) = delete;
+    ping_fanout& operator=(const ping_fanout&) = delete;
+
+    /// Runs every series to its end on `eng`: all count pings sent and
+    /// resolved, or (after request_stop() or series_options::stop) no more
+    /// sent and those in flight resolved, or (after engine::stop()) those in
+    /// flight cancelled. Runs once: a second call throws std::logic_error.
+    /// An exception thrown by a callback stops the fan-out and is rethrown
+    /// here once every series has ended.
+    task<void> run(engine& eng);
+
+    /// Attributes a stray reply to the target it came from; for
+    /// engine_config::on_stray. Replies from addresses not in the fan-out are
+    /// ignored.
+    void on_stray(const stray_reply& reply);
+
+    /// No further pings are sent; the series end when their pings in flight
+    /// have. Call on the engine's thread. Idempotent.
+    void request_stop();
+    bool stop_requested() const noexcept;
+
+    /// One entry per distinct target, in first-seen order.
+    std::span<const series_result> series() const noexcept;
+    const fanout_progress& progress() const noexcept;
+    const fanout_options& options() const noexcept;
+
+  private:
+    struct state;
+    std::unique_ptr<state> m_state;
+};
+
+/// One series to one target (the original engine's Pinger): ping k is sent at
+/// t0 + k * period without waiting for earlier replies; returns every ping's
+/// result in send order and their exact statistics.
+///
+///     auto s = eng.run(icmpengine::ping_series(eng, target, {.count = 10,
+///                                                            .period = 100ms,
+///                                                            .timeout = 1s}));
+///     // s.results[0..9], s.statistics.rtt_mean(), s.statistics.rtt_stddev_sample() ...
+///
+/// A lone series cannot see duplicate and late replies (the engine reports
+/// them only through engine_config::on_stray): use a ping_fanout of one
+/// target for those. Throws as ping_fanout's constructor does.
+ICMPENGINE_API task<series_result> ping_series(engine& eng, ip_address target,
+                                               series_options options = {});
+
+/// As above, with the Pinger's positional parameters.
+ICMPENGINE_API task<series_result> ping_series(engine& eng, ip_address target,
+                                               std::uint64_t count,
+                                               std::chrono::nanoseconds period,
+                                               std::chrono::nanoseconds timeout,
+                                               ping_options options = {});
+
+} // namespace icmpengine

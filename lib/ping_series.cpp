@@ -1,0 +1,396 @@
+// ping_fanout / ping_series: see ping_series.hpp for the contract.
+//
+// Structure: the fan-out starts one series coroutine per target; a series
+// starts one coroutine per ping, so that ping k + 1 leaves on schedule while
+// ping k still waits for its reply. Each parent joins its children before it
+// ends (task_group below): nothing is detached, and no child outlives the
+// frame it reports into.
+#include <icmpengine/ping_series.hpp>
+
+#include "engine_core.hpp" // max_timeout_ns
+#include "packet.hpp"      // max_payload_size
+
+#include <algorithm>
+#include <coroutine>
+#include <exception>
+#include <fmt/format.h>
+#include <optional>
+#include <stdexcept>
+#include <utility>
+
+namespace icmpengine {
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+/// Children a parent coroutine has started and not yet seen finish. The
+/// parent awaits join() before its frame (which the children point into)
+/// may go; the last child to finish resumes it by symmetric transfer.
+class task_group {
+  public:
+    task_group() = default;
+    task_group(const task_group&) = delete;
+    task_group& operator=(const task_group&) = delete;
+
+    void started() noexcept { ++m_running; }
+    /// For a finishing child: whom to transfer to.
+    std::coroutine_handle<> finished() noexcept {
+        if (--m_running == 0 && m_joiner)
+            return std::exchange(m_joiner, {});
+        return std::noop_coroutine();
+    }
+    void record(std::exception_ptr e) noexcept {
+        if (!m_error)
+            m_error = std::move(e);
+    }
+    std::exception_ptr error() const noexcept { return m_error; }
+    std::size_t running() const noexcept { return m_running; }
+
+    auto join() noexcept {
+        struct awaiter {
+            task_group& m_group;
+            bool await_ready() const noexcept { return m_group.m_running == 0; }
+            void await_suspend(std::coroutine_handle<> h) noexcept { m_group.m_joiner = h; }
+            void await_resume() const noexcept {}
+        };
+        return awaiter{*this};
+    }
+
+  private:
+    std::size_t m_running = 0;
+    std::coroutine_handle<> m_joiner;
+    std::exception_ptr m_error;
+};
+
+/// A coroutine run as a child of a task_group (its first parameter). Lazy:
+/// start() runs it; at its end it destroys its own frame and tells the group.
+class group_child {
+  public:
+    struct promise_type {
+        task_group* m_group;
+
+        template <typename... Args>
+        explicit promise_type(task_group& group, Args&&...) noexcept : m_group(&group) {}
+
+        group_child get_return_object() noexcept {
+            return group_child{std::coroutine_handle<promise_type>::from_promise(*this)};
+        }
+        std::suspend_always initial_suspend() const noexcept { return {}; }
+        auto final_suspend() const noexcept {
+            struct awaiter {
+                bool await_ready() const noexcept { return false; }
+                std::coroutine_handle<>
+                await_suspend(std::coroutine_handle<promise_type> h) const noexcept {
+                    task_group* group = h.promise().m_group;
+                    h.destroy(); // suspended at its end: safe to destroy here
+                    return group->finished();
+                }
+                void await_resume() const noexcept {}
+            };
+            return awaiter{};
+        }
+        void return_void() const noexcept {}
+        void unhandled_exception() noexcept { m_group->record(std::current_exception()); }
+    };
+
+    group_child(group_child&& o) noexcept : m_handle(std::exchange(o.m_handle, {})) {}
+    group_child(const group_child&) = delete;
+    group_child& operator=(const group_child&) = delete;
+    group_child& operator=(group_child&&) = delete;
+    ~group_child() {
+        if (m_handle)
+            m_handle.destroy();
+    }
+
+    /// Runs the child until its first suspension (or its end).
+    void start() {
+        task_group& group = *m_handle.promise().m_group;
+        group.started();
+        std::exchange(m_handle, {}).resume();
+    }
+
+  private:
+    explicit group_child(std::coroutine_handle<promise_type> h) noexcept : m_handle(h) {}
+    std::coroutine_handle<promise_type> m_handle;
+};
+
+void validate(const fanout_options& o) {
+    const series_options& s = o.series;
+    if (s.timeout.count() <= 0 || s.timeout.count() > detail::max_timeout_ns)
+        throw std::invalid_argument(fmt::format(
+            "series_options.timeout = {} ns: must be positive and at most ten years",
+            s.timeout.count()));
+    const bool scheduled = !s.until_reply && s.count != 1;
+    if (scheduled && s.period.count() <= 0)
+        throw std::invalid_argument(
+            fmt::format("series_options.period = {} ns: must be positive to send {} pings",
+                        s.period.count(), s.count == 0 ? "unlimited" : std::to_string(s.count)));
+    if (s.period.count() < 0)
+        throw std::invalid_argument(fmt::format(
+            "series_options.period = {} ns: must not be negative", s.period.count()));
+    if (s.ping.payload_size > detail::max_payload_size)
+        throw std::invalid_argument(
+            fmt::format("series_options.ping.payload_size = {}: exceeds {} bytes",
+                        s.ping.payload_size, detail::max_payload_size));
+    if (o.pace.count() < 0)
+        throw std::invalid_argument(
+            fmt::format("fanout_options.pace = {} ns: must not be negative", o.pace.count()));
+}
+
+} // namespace
+
+struct ping_fanout::state {
+    fanout_options options;
+    std::vector<series_result> series;
+    /// (address, index in `series`), sorted by address: finds the series a
+    /// stray reply belongs to without a node per target.
+    std::vector<std::pair<ip_address, std::size_t>> by_address;
+    std::stop_source stop;
+    fanout_progress progress;
+    /// Global pace: the earliest time the next echo request may leave.
+    steady::time_point next_send{};
+    bool ran = false;
+
+    /// Waits for this request's turn under the global pace; false if the
+    /// fan-out was stopped meanwhile. Turns are handed out first come, first
+    /// served: each caller reserves the next free one before it sleeps.
+    task<bool> take_turn(engine& eng) {
+        const steady::time_point now = steady::now();
+        const steady::time_point turn = std::max(now, next_send);
+        next_send = turn + options.pace;
+        if (turn > now && !co_await eng.sleep_until(turn, stop.get_token()))
+            co_return false;
+        co_return !stop.stop_requested();
+    }
+
+    void record(std::size_t i, std::uint64_t k, const ping_result& result) {
+        series_result& s = series[i];
+        const bool was_alive = s.alive();
+        --s.in_flight;
+        --progress.in_flight;
+        s.statistics.add(k, result);
+        if (options.series.keep_results)
+            s.results[static_cast<std::size_t>(k)] = result;
+        switch (result.status) {
+        case ping_status::reply:
+            ++progress.replies;
+            break;
+        case ping_status::timeout:
+            ++progress.timeouts;
+            break;
+        case ping_status::unreachable:
+        case ping_status::time_exceeded:
+        case ping_status::packet_too_big:
+        case ping_status::parameter_problem:
+            ++progress.icmp_errors;
+            break;
+        case ping_status::send_error:
+            ++progress.send_errors;
+            break;
+        case ping_status::cancelled:
+            ++progress.cancelled;
+            break;
+        }
+        if (!was_alive && s.alive())
+            ++progress.targets_alive;
+        if (options.on_ping)
+            options.on_ping(ping_event{i, k, result, s});
+    }
+
+    // Static: a group_child's promise takes the task_group as the first
+    // parameter, which for a member coroutine would be the object.
+    static group_child ping_one(task_group& group, state& st, engine& eng, std::size_t i,
+                                std::uint64_t k);
+    static group_child run_series(task_group& parent, state& st, engine& eng, std::size_t i);
+};
+
+group_child ping_fanout::state::ping_one(task_group& /*group*/, state& st, engine& eng,
+                                         std::size_t i, std::uint64_t k) {
+    series_result& s = st.series[i];
+    const series_options& o = st.options.series;
+    ++s.started;
+    ++s.in_flight;
+    ++st.progress.sent;
+    ++st.progress.in_flight;
+    if (o.keep_results)
+        s.results.emplace_back();
+    const ping_result result = co_await eng.ping(s.target, o.timeout, o.ping);
+    st.record(i, k, result);
+}
+
+group_child ping_fanout::state::run_series(task_group& /*parent*/, state& st, engine& eng,
+                                           std::size_t i) {
+    const series_options& o = st.options.series;
+    const std::stop_token stop = st.stop.get_token();
+    const bool paced = st.options.pace.count() > 0;
+    task_group pings;
+    std::exception_ptr error;
+    try {
+        steady::time_point t0{};
+        for (std::uint64_t k = 0; o.count == 0 || k < o.count; ++k) {
+            if (stop.stop_requested())
+                break;
+            if (o.until_reply && k > 0) {
+                co_await pings.join();
+                if (st.series[i].alive() || stop.stop_requested() || pings.error())
+                    break;
+            } else if (k > 0) {
+                // On the schedule of ping 0, not after the previous send: a
+                // late turn under the pace does not shift the pings after it.
+                const auto due = t0 + std::chrono::duration_cast<steady::duration>(
+                                          o.period * static_cast<std::int64_t>(k));
+                if (!co_await eng.sleep_until(due, stop))
+                    break;
+            }
+            if (paced ? !co_await st.take_turn(eng) : stop.stop_requested())
+                break;
+            if (k == 0)
+                t0 = steady::now();
+            ping_one(pings, st, eng, i, k).start();
+            if (pings.error())
+                break;
+        }
+    } catch (...) {
+        error = std::current_exception();
+    }
+    // co_await is not allowed in a handler: join here, then report.
+    co_await pings.join();
+    series_result& s = st.series[i];
+    s.finished = true;
+    ++st.progress.targets_finished;
+    if (!error)
+        error = pings.error();
+    if (error) {
+        st.stop.request_stop(); // one failure winds the whole fan-out down
+        std::rethrow_exception(error);
+    }
+}
+
+ping_fanout::ping_fanout(std::span<const ip_address> targets, fanout_options options)
+    : m_state(std::make_unique<state>()) {
+    validate(options);
+    state& st = *m_state;
+    st.options = std::move(options);
+    // De-duplicate, keeping first occurrences in their order.
+    std::vector<std::pair<ip_address, std::size_t>> order;
+    order.reserve(targets.size());
+    for (std::size_t i = 0; i < targets.size(); ++i)
+        order.emplace_back(targets[i], i);
+    std::stable_sort(order.begin(), order.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    order.erase(std::unique(order.begin(), order.end(),
+                            [](const auto& a, const auto& b) { return a.first == b.first; }),
+                order.end());
+    std::vector<std::size_t> kept;
+    kept.reserve(order.size());
+    for (const auto& [address, index] : order)
+        kept.push_back(index);
+    std::sort(kept.begin(), kept.end());
+    st.series.resize(kept.size());
+    for (std::size_t i = 0; i < kept.size(); ++i) {
+        series_result& s = st.series[i];
+        s.target = targets[kept[i]];
+        s.statistics = ping_statistics(st.options.series.rtt_history);
+        if (st.options.series.keep_results && st.options.series.count != 0)
+            s.results.reserve(static_cast<std::size_t>(
+                std::min<std::uint64_t>(st.options.series.count, 1u << 16)));
+    }
+    st.by_address.reserve(kept.size());
+    for (std::size_t i = 0; i < st.series.size(); ++i)
+        st.by_address.emplace_back(st.series[i].target, i);
+    std::sort(st.by_address.begin(), st.by_address.end());
+    st.progress.targets = st.series.size();
+}
+
+ping_fanout::~ping_fanout() = default;
+
+task<void> ping_fanout::run(engine& eng) {
+    state& st = *m_state;
+    if (st.ran)
+        throw std::logic_error("ping_fanout::run: a fan-out runs once");
+    st.ran = true;
+    // The caller's stop token stops the fan-out like request_stop().
+    auto forward = [&st] { st.stop.request_stop(); };
+    std::optional<std::stop_callback<decltype(forward)>> forward_stop;
+    if (st.options.series.stop.stop_possible())
+        forward_stop.emplace(st.options.series.stop, forward);
+    task_group series;
+    std::exception_ptr error;
+    try {
+        for (std::size_t i = 0; i < st.series.size(); ++i)
+            state::run_series(series, st, eng, i).start();
+    } catch (...) {
+        error = std::current_exception();
+        st.stop.request_stop();
+    }
+    co_await series.join();
+    if (!error)
+        error = series.error();
+    if (error)
+        std::rethrow_exception(error);
+}
+
+void ping_fanout::on_stray(const stray_reply& reply) {
+    state& st = *m_state;
+    const auto it = std::lower_bound(
+        st.by_address.begin(), st.by_address.end(), reply.from,
+        [](const std::pair<ip_address, std::size_t>& e, const ip_address& a) { return e.first < a; });
+    if (it == st.by_address.end() || it->first != reply.from)
+        return;
+    series_result& s = st.series[it->second];
+    if (reply.what == stray_reply::kind::duplicate) {
+        s.statistics.add_duplicate();
+        ++st.progress.duplicates;
+    } else {
+        ++s.late_replies;
+        ++st.progress.late_replies;
+    }
+    if (st.options.on_stray)
+        st.options.on_stray(stray_event{it->second, reply, s});
+}
+
+void ping_fanout::request_stop() {
+    m_state->stop.request_stop();
+}
+
+bool ping_fanout::stop_requested() const noexcept {
+    return m_state->stop.stop_requested();
+}
+
+std::span<const series_result> ping_fanout::series() const noexcept {
+    return m_state->series;
+}
+
+const fanout_progress& ping_fanout::progress() const noexcept {
+    return m_state->progress;
+}
+
+const fanout_options& ping_fanout::options() const noexcept {
+    return m_state->options;
+}
+
+namespace {
+task<series_result> run_alone(engine& eng, std::unique_ptr<ping_fanout> fan) {
+    co_await fan->run(eng);
+    co_return fan->series().front();
+}
+} // namespace
+
+task<series_result> ping_series(engine& eng, ip_address target, series_options options) {
+    // Built here, not in the lazy coroutine: bad options throw at the call.
+    auto fan = std::make_unique<ping_fanout>(std::span<const ip_address>(&target, 1),
+                                             fanout_options{.series = std::move(options)});
+    return run_alone(eng, std::move(fan));
+}
+
+task<series_result> ping_series(engine& eng, ip_address target, std::uint64_t count,
+                                std::chrono::nanoseconds period, std::chrono::nanoseconds timeout,
+                                ping_options options) {
+    return ping_series(eng, target,
+                       series_options{.count = count,
+                                      .period = period,
+                                      .timeout = timeout,
+                                      .ping = options});
+}
+
+} // namespace icmpengine
