@@ -2,7 +2,8 @@
 # The whole test suite, as CI runs it (.ci/run calls this and nothing else):
 #  1. GCC, warnings as errors: unit, system and bench-smoke suites;
 #  2. clang with AddressSanitizer + UndefinedBehaviorSanitizer (and
-#     LeakSanitizer): unit and system suites again.
+#     LeakSanitizer): unit and system suites again;
+#  3. clang with ThreadSanitizer: the multi-engine (engine per thread) test.
 # System tests create their own network namespaces; they need root. Under
 # CI=true a system test that cannot do so fails instead of skipping.
 set -euo pipefail
@@ -11,13 +12,18 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 
 summary=()
-run_suites() { # build-dir timeout-multiplier suites...
+run_suites() { # build-dir timeout-multiplier suite [test-name]... (names after the suite)
   local dir=$1 mult=$2
   shift 2
   local args=()
-  for s in "$@"; do args+=(--suite "$s"); done
+  for s in "$@"; do
+    case "$s" in
+      unit|system|bench-smoke|fuzz) args+=(--suite "$s") ;;
+      *) args+=("$s") ;;
+    esac
+  done
   local rc=0
-  meson test -C "$dir" --print-errorlogs --timeout-multiplier "$mult" "${args[@]}" || rc=$?
+  meson test -C "$dir" --no-rebuild --print-errorlogs --timeout-multiplier "$mult" "${args[@]}" || rc=$?
   summary+=("$(python3 - "$dir/meson-logs/testlog.json" <<'PY'
 import json, sys
 counts = {}
@@ -49,6 +55,13 @@ meson compile -C build-ci-asan
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 run_suites build-ci-asan 4 unit system || status=1
+
+echo "== clang, ThreadSanitizer: one engine per thread =="
+[ -d build-ci-tsan ] || CXX=clang++ meson setup build-ci-tsan -Dbuildtype=debug -Dwerror=true \
+  -Db_sanitize=thread -Db_lundef=false -Dbenchmarks=disabled -Dtools=disabled >/dev/null
+meson compile -C build-ci-tsan tests/test_engine_pool
+export TSAN_OPTIONS=halt_on_error=1
+run_suites build-ci-tsan 4 system engine_pool || status=1
 
 passed=0 failed=0 skipped=0
 for s in "${summary[@]}"; do

@@ -10,6 +10,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "coro_test.hpp"
+
 #include <coroutine>
 #include <cstdint>
 #include <functional>
@@ -26,46 +28,8 @@ namespace {
 using icmpengine::task;
 using icmpengine::detail::task_access;
 
-/// Starts `t` and returns its result (or rethrows its exception). For tasks
-/// that complete without suspending on anything outside themselves.
-template <typename T>
-T run_sync(task<T>& t) {
-    REQUIRE(t.valid());
-    REQUIRE_FALSE(t.is_ready());
-    task_access::handle(t).resume();
-    REQUIRE(t.is_ready());
-    return task_access::take_result(t);
-}
-
-template <typename T>
-T run_sync(task<T>&& t) {
-    return run_sync(t);
-}
-
-/// A one-shot event set by hand: coroutines awaiting it suspend until set()
-/// resumes them, in the order they arrived.
-class manual_event {
-  public:
-    bool is_set() const noexcept { return m_set; }
-    void set() {
-        m_set = true;
-        for (std::coroutine_handle<> h : std::exchange(m_waiters, {}))
-            h.resume();
-    }
-    auto operator co_await() noexcept {
-        struct awaiter {
-            manual_event& m_event;
-            bool await_ready() const noexcept { return m_event.m_set; }
-            void await_suspend(std::coroutine_handle<> h) { m_event.m_waiters.push_back(h); }
-            void await_resume() const noexcept {}
-        };
-        return awaiter{*this};
-    }
-
-  private:
-    bool m_set = false;
-    std::vector<std::coroutine_handle<>> m_waiters;
-};
+using icmpengine::testing::manual_event;
+using icmpengine::testing::run_sync;
 
 /// Counts the constructions and destructions of `tracked` objects.
 struct lifetime_counts {
