@@ -694,6 +694,7 @@ TEST_CASE("socket options: source address, interface, DSCP, TTL, DF", "[engine][
         auto r = eng.run(ping_all(eng, {addr("127.0.0.1"), addr("::1")}, 2s));
         CHECK(r[0].status == ping_status::reply);
         CHECK(r[1].status == ping_status::reply);
+        require_balanced(eng.stats());
     }
     SECTION("an unknown interface is a clear send error") {
         engine eng({.interface = "nosuchif0"});
@@ -773,6 +774,7 @@ TEST_CASE("logging: off costs nothing, on reports per component", "[engine][log]
     {
         engine eng({.log = log});
         CHECK(eng.run(eng.ping(addr("127.0.0.1"), 1s)).status == ping_status::reply);
+        require_balanced(eng.stats());
     }
     REQUIRE_FALSE(lines.empty());
     CHECK(std::all_of(lines.begin(), lines.end(),
@@ -783,6 +785,7 @@ TEST_CASE("logging: off costs nothing, on reports per component", "[engine][log]
     {
         engine eng({.log = log});
         CHECK(eng.run(eng.ping(addr("127.0.0.1"), 1s)).status == ping_status::reply);
+        require_balanced(eng.stats());
     }
     CHECK(lines.empty());
 }
