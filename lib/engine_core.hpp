@@ -139,6 +139,7 @@ struct family_state {
     icmp_socket socket;
     std::error_code open_error; ///< sticky: why the socket could not be opened
     bool opened = false;
+    bool fixed_file = false; ///< registered with the ring, at index family_index()
 
     // Provided-buffer ring for the multishot receive.
     io_uring_buf_ring* buf_ring = nullptr;
@@ -256,6 +257,7 @@ class engine_core {
     bool tokenless_conflict(std::uint32_t index, const ip_address& target) const noexcept;
     void flush_sends(bool submit_now);
     void prep_send(std::uint32_t index, int fd);
+    void use_fixed_file(io_uring_sqe* sqe, ip_family family) const noexcept;
     void resend(std::uint32_t index);
     void rearm_receives();
     void reconcile_timer();
@@ -296,6 +298,7 @@ class engine_core {
 
     io_uring m_ring{};
     bool m_ring_ready = false;
+    bool m_files_registered = false; ///< a sparse table of two fixed files
     std::error_code m_ring_error;
     std::array<family_state, 2> m_families;
 
