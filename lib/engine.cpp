@@ -420,9 +420,9 @@ family_state* engine_core::ensure_family(ip_family family) {
     if (!m_files_registered)
         m_files_registered = io_uring_register_files_sparse(&m_ring, 2) == 0;
     if (m_files_registered)
-        fs.fixed_file = io_uring_register_files_update(
-                            &m_ring, static_cast<unsigned>(family_index(family)), &fs.socket.fd,
-                            1) == 1;
+        fs.fixed_file =
+            io_uring_register_files_update(&m_ring, static_cast<unsigned>(family_index(family)),
+                                           &fs.socket.fd, 1) == 1;
     arm_recv(family);
     return &fs;
 }
@@ -609,7 +609,8 @@ void engine_core::launch(ping_op& op) {
     const std::size_t packet_size = icmp_header_size + op.m_payload_size;
     std::byte* buffer = m_send_buffers.get(sockaddr_room + packet_size);
     const socklen_t address_length = fill_sockaddr(op.m_target, buffer);
-    const echo_token token{index, s.generation, token_tag(m_key, index, s.generation, sequence)};
+    const echo_token token{index, s.generation,
+                           ping_tag(index, s.generation, sequence, op.m_target, op.m_payload_size)};
     build_echo_request(std::span<std::byte>(buffer + sockaddr_room, packet_size),
                        op.m_target.family(), raw ? m_raw_identifier : 0, sequence,
                        op.m_payload_size, has_token ? &token : nullptr, raw && op.m_target.is_v4());
@@ -1206,48 +1207,44 @@ std::optional<std::uint32_t> engine_core::find_slot(const icmp_message& m, const
     };
     if (m.payload.size() >= token_size) {
         const echo_token t = *read_token(m.payload);
-        if (t.slot >= m_slots.size() || (t.slot & 0xffffu) != m.sequence ||
-            token_tag(m_key, t.slot, t.generation, m.sequence) != t.tag) {
+        auto invalid = [&](const char* why) {
             ++m_stats.invalid_packets; // forged, corrupted, or not ours at all
-            ICMPENGINE_LOG(matching, debug, "token mismatch from {} seq {}", peer.to_string(),
-                           m.sequence);
+            ICMPENGINE_LOG(matching, debug, "{} from {} seq {}", why, peer.to_string(), m.sequence);
             return std::nullopt;
-        }
+        };
+        if (t.slot >= m_slots.size() || (t.slot & 0xffffu) != m.sequence)
+            return invalid("token for no slot of ours");
         const slot& s = m_slots[t.slot];
-        if (t.generation == s.generation && s.state == slot_state::in_flight) {
-            // ICMP errors quote a prefix of the request; a truncated receive
-            // holds a prefix of the reply: both must match what we sent.
-            const bool prefix_only = is_error || payload_length == unknown_length;
-            const bool payload_ok =
-                prefix_only ? m.payload.size() <= s.payload_size &&
-                                  payload_matches(m.payload, s.payload_size, s.payload_size, &t)
-                            : payload_matches(m.payload, payload_length, s.payload_size, &t);
-            if (!s.has_token || !same_host(s.target, peer) || !payload_ok) {
-                ++m_stats.invalid_packets;
-                ICMPENGINE_LOG(matching, debug,
-                               "authentic token but wrong peer {} or payload for slot {}",
-                               peer.to_string(), t.slot);
-                return std::nullopt;
+        const bool current = t.generation == s.generation;
+        // The size the request was sent with. A reply is as long as its
+        // request; an ICMP error's quote and a truncated receive are not, and
+        // then only the slot can say, as long as it still describes that use.
+        std::size_t sent_size = payload_length;
+        const bool prefix_only = is_error || payload_length == unknown_length;
+        if (prefix_only) {
+            if (!current) {
+                // About an earlier use of a reused slot: unverifiable.
+                if (is_error) {
+                    count_stale(slot_outcome::other);
+                    return std::nullopt;
+                }
+                return invalid("truncated reply to a reused slot");
             }
-            return t.slot;
+            sent_size = s.payload_size;
         }
-        if (t.generation == s.generation) {
-            // The ping ended, and the slot still describes it: a late or
-            // duplicate reply must still be the genuine article to count as
-            // one (a truncated or misaddressed copy is invalid).
-            if (!same_host(s.target, peer) ||
-                (!is_error && !payload_matches(m.payload,
-                                               payload_length == unknown_length ? s.payload_size
-                                                                                : payload_length,
-                                               s.payload_size, &t))) {
-                ++m_stats.invalid_packets;
-                return std::nullopt;
-            }
-            count_stale(s.outcome);
-        } else if (t.generation + 1 == s.generation)
-            count_stale(s.prev_outcome);
-        else
-            count_stale(slot_outcome::other);
+        // The tag binds slot, generation, sequence, target and size: a copy
+        // from another source, or of another length, fails here whatever
+        // became of the slot since (even after reuse).
+        if (ping_tag(t.slot, t.generation, m.sequence, peer, sent_size) != t.tag)
+            return invalid("token mismatch");
+        if ((prefix_only && m.payload.size() > sent_size) ||
+            !payload_matches(m.payload, sent_size, static_cast<std::uint32_t>(sent_size), &t))
+            return invalid("authentic token, altered payload");
+        if (current && s.state == slot_state::in_flight)
+            return t.slot;
+        count_stale(current                            ? s.outcome
+                    : t.generation + 1 == s.generation ? s.prev_outcome
+                                                       : slot_outcome::other);
         return std::nullopt;
     }
 
@@ -1289,6 +1286,21 @@ std::optional<std::uint32_t> engine_core::find_slot(const icmp_message& m, const
     else
         ++m_stats.invalid_packets;
     return std::nullopt;
+}
+
+std::uint64_t engine_core::ping_tag(std::uint32_t slot, std::uint32_t generation,
+                                    std::uint16_t sequence, const ip_address& target,
+                                    std::size_t payload_size) const noexcept {
+    // token_tag over (slot, generation, sequence), keyed with the engine's
+    // secret mixed with the target's address and the payload size.
+    std::uint64_t a = 0;
+    std::uint64_t b = 0;
+    std::memcpy(&a, target.bytes().data(), 8);
+    std::memcpy(&b, target.bytes().data() + 8, 8);
+    const std::uint64_t size_and_family =
+        std::uint64_t{payload_size} << 1 | (target.is_v6() ? 1u : 0u);
+    const token_key key{m_key.k0 ^ a, m_key.k1 ^ (b + size_and_family * 0x9e3779b97f4a7c15ull)};
+    return token_tag(key, slot, generation, sequence);
 }
 
 void engine_core::report_stray(stray_reply::kind what, const ip_address& from,
