@@ -1,9 +1,11 @@
 // Reply matching: what the engine does for each echo reply between the CQE
 // and the deadline heap, as engine_core::find_slot does it (lib/engine.cpp;
 // keep the two in step). With a token: parse the reply, read the token,
-// check slot index, sequence, keyed tag, generation and state, then the peer
-// and the payload. Without one (payloads < 16 bytes): look through the slots
-// that share the sequence number (index modulo 2^16) for the peer.
+// check slot index and sequence, recompute the keyed tag (which binds slot,
+// generation, sequence, target and size: engine_core::ping_tag), check the
+// payload, then generation and state. Without one (payloads < 16 bytes):
+// look through the slots that share the sequence number (index modulo 2^16)
+// for the peer.
 //
 // The slot table has N entries (1e3, 1e5, 1e6: the pings in flight) and the
 // replies are for random slots, so at 1e6 most lookups miss the cache as
@@ -16,6 +18,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <random>
 #include <span>
 #include <vector>
@@ -39,6 +42,20 @@ ip_address target_of(std::size_t i) {
     return ip_address::from_v4(0x7f010001u + static_cast<std::uint32_t>(i));
 }
 
+/// engine_core::ping_tag: token_tag keyed with the engine's secret mixed
+/// with the target's address and the payload size.
+std::uint64_t ping_tag(std::uint32_t slot, std::uint32_t generation, std::uint16_t sequence,
+                       const ip_address& target, std::size_t payload_size) noexcept {
+    std::uint64_t a = 0;
+    std::uint64_t b = 0;
+    std::memcpy(&a, target.bytes().data(), 8);
+    std::memcpy(&b, target.bytes().data() + 8, 8);
+    const std::uint64_t size_and_family =
+        std::uint64_t{payload_size} << 1 | (target.is_v6() ? 1u : 0u);
+    const token_key k{key.k0 ^ a, key.k1 ^ (b + size_and_family * 0x9e3779b97f4a7c15ull)};
+    return token_tag(k, slot, generation, sequence);
+}
+
 /// N slots in flight, each to its own target, and replies for random ones.
 fixture make_fixture(std::size_t n, std::uint32_t payload_size) {
     fixture f;
@@ -57,9 +74,9 @@ fixture make_fixture(std::size_t n, std::uint32_t payload_size) {
         const std::size_t i = pick(rng);
         const slot& s = f.slots[i];
         const auto sequence = static_cast<std::uint16_t>(i & 0xffffu);
-        const echo_token token{
-            static_cast<std::uint32_t>(i), s.generation,
-            token_tag(key, static_cast<std::uint32_t>(i), s.generation, sequence)};
+        const echo_token token{static_cast<std::uint32_t>(i), s.generation,
+                               ping_tag(static_cast<std::uint32_t>(i), s.generation, sequence,
+                                        s.target, payload_size)};
         std::vector<std::byte> packet(icmp_header_size + payload_size);
         build_echo_request(packet, ip_family::v4, 0, sequence, payload_size,
                            s.has_token ? &token : nullptr, false);
@@ -83,14 +100,14 @@ std::int64_t match_with_token(const std::vector<slot>& slots, std::span<const st
         m.kind != icmp_kind::echo_reply || m.payload.size() < token_size)
         return -1;
     const echo_token t = *read_token(m.payload);
-    if (t.slot >= slots.size() || (t.slot & 0xffffu) != m.sequence ||
-        token_tag(key, t.slot, t.generation, m.sequence) != t.tag)
+    if (t.slot >= slots.size() || (t.slot & 0xffffu) != m.sequence)
         return -1;
     const slot& s = slots[t.slot];
-    if (t.generation != s.generation || s.state != slot_state::in_flight)
+    const std::size_t sent_size = m.payload.size(); // a reply is as long as its request
+    if (ping_tag(t.slot, t.generation, m.sequence, peer, sent_size) != t.tag ||
+        !payload_matches(m.payload, sent_size, static_cast<std::uint32_t>(sent_size), &t))
         return -1;
-    if (!s.has_token || !same_host(s.target, peer) ||
-        !payload_matches(m.payload, m.payload.size(), s.payload_size, &t))
+    if (t.generation != s.generation || s.state != slot_state::in_flight)
         return -1;
     return t.slot;
 }

@@ -1,6 +1,6 @@
 // harness: runs the benchmark workloads of issue 4 and prints one table.
 //
-//     ninja -C build-bench && sudo build-bench/bench/harness [--reps 5]
+//     sudo bench/run [--reps 5] [--realtime]      (builds, then runs this)
 //
 // It first moves itself into a private network namespace (and exits 77 if
 // it cannot: it never falls back to the host's), then builds the rest of
@@ -14,8 +14,9 @@
 //              for 198.19.0.0/16 (ip route add local ... dev lo there);
 //              RFC 2544's benchmarking range, used inside the namespaces only
 //   W5 scale   100,000 and 1,000,000 pings all in flight at once, mixed
-//              timeouts (3-6 s), to silent targets (198.18.128.0/17 routed
-//              into a dummy interface that drops them): memory per ping
+//              timeouts (3-6 s), to silent targets (198.18.128.0/17, routed
+//              into the same peer namespace, which does not forward and so
+//              drops them without an ICMP error): memory per ping
 //
 // Every workload runs as a child process: the engine through bench_workload,
 // the kernel-limit reference through bench_kernel_loop, and fping and
@@ -25,8 +26,11 @@
 //   ping  the tool's own time for the pings (ours and the reference loop
 //         time the fan-out; fping -s and ping report their elapsed time)
 //   CPU   user + system time of the process (wait4 rusage)
-//   RSS   peak resident set of the process (VmHWM read at exit through a
-//         ptrace exit stop, so the harness's own pages are not counted)
+//   RSS   peak resident set of the process: VmHWM, which our programs read
+//         themselves as they exit, and which the harness reads for fping and
+//         ping at a ptrace exit stop (getrusage's ru_maxrss would include the
+//         harness's own pages, copied by fork, and LeakSanitizer cannot run
+//         under ptrace, so our possibly sanitized programs are not traced)
 // The figures that issue 4 sets targets for are checked at the end.
 #include "private_netns.hpp"
 
@@ -45,6 +49,7 @@
 #include <linux/limits.h>
 #include <map>
 #include <optional>
+#include <sched.h>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -69,6 +74,7 @@ struct settings {
     int reps = 5;
     bool smoke = false;
     bool fping = true;
+    bool realtime = false;
     std::vector<std::string> only; // workload names, empty = all
     std::size_t fleet = 60'000;
     std::size_t host = 60'000;
@@ -86,6 +92,8 @@ void usage() {
               "  --only LIST  run only these workloads (W1..W5)\n"
               "  --no-fping   skip fping and ping even if installed\n"
               "  --smoke      tiny sizes, one run each: checks that everything runs\n"
+              "  --realtime   run every tool under SCHED_FIFO priority 10, so that other\n"
+              "               work on a shared machine gets less in the way\n"
               "Needs root (or CAP_SYS_ADMIN + CAP_NET_ADMIN) to create its namespaces.");
 }
 
@@ -104,6 +112,8 @@ settings parse(int argc, char** argv) {
             std::stringstream list(value());
             for (std::string w; std::getline(list, w, ',');)
                 s.only.push_back(w);
+        } else if (arg == "--realtime") {
+            s.realtime = true;
         } else if (arg == "--no-fping") {
             s.fping = false;
         } else if (arg == "--smoke") {
@@ -165,7 +175,8 @@ struct sample {
     double wall_ms = 0;
     double cpu_ms = 0;
     double rss_kb = 0;
-    double ping_ms = 0; // the tool's own figure; 0 if it gives none
+    double max_rss_kb = 0; // getrusage: includes what fork copied from the harness
+    double ping_ms = 0;    // the tool's own figure; 0 if it gives none
     std::uint64_t sent = 0;
     std::uint64_t replies = 0;
     std::uint64_t peak_in_flight = 0;
@@ -182,7 +193,8 @@ double vm_hwm_kb(pid_t pid) {
 }
 
 /// Runs argv[0] with stdout and stderr in `scratch` files; measures it.
-sample run_tool(const std::vector<std::string>& argv, const std::string& scratch) {
+sample run_tool(const std::vector<std::string>& argv, const std::string& scratch, bool realtime,
+                bool trace) {
     const std::string out_path = scratch + "/out.txt";
     sample s;
     const auto t0 = clock_type::now();
@@ -197,7 +209,14 @@ sample run_tool(const std::vector<std::string>& argv, const std::string& scratch
         ::dup2(fd, 2);
         ::close(fd);
         // Stops at the exec and at the exit, where the parent reads VmHWM.
-        ::ptrace(PTRACE_TRACEME, 0, nullptr, nullptr);
+        if (trace)
+            ::ptrace(PTRACE_TRACEME, 0, nullptr, nullptr);
+        if (realtime) {
+            // Inherited by the tool's threads. Refused without
+            // CAP_SYS_NICE: then the tool runs as usual.
+            const sched_param p{10};
+            (void)::sched_setscheduler(0, SCHED_FIFO, &p);
+        }
         std::vector<char*> args;
         for (const std::string& a : argv)
             args.push_back(const_cast<char*>(a.c_str()));
@@ -207,7 +226,7 @@ sample run_tool(const std::vector<std::string>& argv, const std::string& scratch
     }
     int status = 0;
     rusage usage{};
-    bool traced = true;
+    bool exec_stop = trace;
     for (;;) {
         const pid_t r = ::wait4(pid, &status, 0, &usage);
         if (r < 0 && errno == EINTR)
@@ -223,9 +242,9 @@ sample run_tool(const std::vector<std::string>& argv, const std::string& scratch
         if (event == PTRACE_EVENT_EXIT) {
             s.rss_kb = vm_hwm_kb(pid);
             ::ptrace(PTRACE_CONT, pid, nullptr, nullptr);
-        } else if (sig == SIGTRAP && traced) {
+        } else if (sig == SIGTRAP && exec_stop) {
             // The stop after execv: from now on, stop at the exit.
-            traced = false;
+            exec_stop = false;
             ::ptrace(PTRACE_SETOPTIONS, pid, nullptr,
                      reinterpret_cast<void*>(static_cast<long>(PTRACE_O_TRACEEXIT)));
             ::ptrace(PTRACE_CONT, pid, nullptr, nullptr);
@@ -237,8 +256,7 @@ sample run_tool(const std::vector<std::string>& argv, const std::string& scratch
     s.wall_ms = std::chrono::duration<double, std::milli>(clock_type::now() - t0).count();
     s.cpu_ms = (static_cast<double>(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1e3 +
                 static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e3);
-    if (s.rss_kb == 0)
-        s.rss_kb = static_cast<double>(usage.ru_maxrss); // no exit stop: an upper bound
+    s.max_rss_kb = static_cast<double>(usage.ru_maxrss);
     s.out = read_file(out_path);
     if (WIFSIGNALED(status)) {
         s.failure = "killed by signal " + std::to_string(WTERMSIG(status));
@@ -286,6 +304,7 @@ void interpret(sample& s, output_kind kind) {
         s.replies = static_cast<std::uint64_t>(result_field(s.out, "replies").value_or(0));
         s.peak_in_flight =
             static_cast<std::uint64_t>(result_field(s.out, "peak_in_flight").value_or(0));
+        s.rss_kb = result_field(s.out, "rss_kb").value_or(0);
         break;
     }
     case output_kind::fping: {
@@ -319,6 +338,8 @@ void interpret(sample& s, output_kind kind) {
         break;
     }
     }
+    if (s.rss_kb == 0)
+        s.rss_kb = s.max_rss_kb; // no VmHWM (no exit stop): an upper bound
     s.ok = true;
 }
 
@@ -429,9 +450,15 @@ void print_header(const settings& s, const std::optional<std::string>& fping,
         std::printf("tools: %s%s%s\n", fping ? tool_version(*fping + " -v 2>&1").c_str() : "",
                     fping && ping ? "; " : "",
                     ping ? tool_version(*ping + " -V 2>&1").c_str() : "");
-    std::printf("every row: median of %d run%s, interleaved; all traffic inside private "
-                "network namespaces\n\n",
-                s.reps, s.reps == 1 ? "" : "s");
+    std::printf("every row: median of %d run%s, interleaved%s; all traffic inside private "
+                "network namespaces\n",
+                s.reps, s.reps == 1 ? "" : "s", s.realtime ? ", tools at SCHED_FIFO 10" : "");
+    double load[3] = {};
+    if (::getloadavg(load, 3) == 3)
+        std::printf("load average before the runs: %.2f %.2f %.2f (%u CPUs)\n", load[0], load[1],
+                    load[2], std::thread::hardware_concurrency());
+    std::puts("");
+    std::fflush(stdout);
 }
 
 std::string megabytes(double kb) {
@@ -741,7 +768,8 @@ int main(int argc, char** argv) {
         bool failed = false;
         for (int rep = 0; rep < s.reps; ++rep) {
             for (row& r : rows) {
-                sample x = run_tool(r.argv, scratch);
+                sample x =
+                    run_tool(r.argv, scratch, s.realtime, r.kind != output_kind::result_line);
                 interpret(x, r.kind);
                 if (!x.ok) {
                     failed = true;

@@ -197,8 +197,16 @@ int main(int argc, char** argv) {
             total.sent += o.sent;
             total.replies += o.replies;
         }
-        std::printf("RESULT ping_ms=%.3f sent=%zu replies=%zu timeouts=%zu errors=0\n", ms,
-                    total.sent, total.replies, total.sent - total.replies);
+        long rss_kb = 0; // VmHWM: this process's peak resident set
+        if (std::FILE* f = std::fopen("/proc/self/status", "r")) {
+            char line[256];
+            while (std::fgets(line, sizeof line, f) != nullptr)
+                if (std::strncmp(line, "VmHWM:", 6) == 0)
+                    rss_kb = std::strtol(line + 6, nullptr, 10);
+            std::fclose(f);
+        }
+        std::printf("RESULT ping_ms=%.3f sent=%zu replies=%zu timeouts=%zu errors=0 rss_kb=%ld\n",
+                    ms, total.sent, total.replies, total.sent - total.replies, rss_kb);
         for (int fd : fds)
             ::close(fd);
         return 0;

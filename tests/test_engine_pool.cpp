@@ -221,6 +221,14 @@ TEST_CASE("engine_pool defaults to one engine per CPU this process may use", "[p
     require_in_input_order(targets, pool.ping_all(targets, {.timeout = 5s}));
 }
 
+TEST_CASE("engine_pool with pinned threads and more engines than CPUs", "[pool]") {
+    engine_pool pool({.engines = 3, .pin_threads = true});
+    REQUIRE(pool.size() == 3);
+    const std::vector<ip_address> targets = mixed_targets(5000);
+    require_in_input_order(targets, pool.ping_all(targets, {.timeout = 5s, .window = 32}));
+    require_totals(pool.stats(), targets.size(), count_unroutable(targets));
+}
+
 TEST_CASE("ping_all and engine_pool reject invalid arguments, naming the value", "[pool][args]") {
     engine eng;
     const std::vector<ip_address> targets(3, addr("127.0.0.1"));

@@ -30,11 +30,13 @@ struct ping_all_options {
     ping_options ping{};
     /// Pings in flight at most, per engine (at least 1). A fan-out keeps this
     /// many coroutines, whatever the number of targets, so its memory does
-    /// not grow with them. On a fast network a few hundred is best: the
-    /// replies of a wider window wait in the socket long enough to drop out
-    /// of the cache (on loopback, 256 is about 10 % faster than 4096). Raise
-    /// it to about rate x RTT for slow or lossy paths, where pings spend their
-    /// time waiting.
+    /// not grow with them. A few hundred suit a fast network: on loopback 16
+    /// to 4096 perform alike, while all 60,000 at once is 5-10 % slower and
+    /// holds ~40 MB more (bench/README.md). For slow or lossy paths raise it
+    /// to about rate x RTT, or pings spend the time waiting for a free
+    /// place. Setting engine_config::max_in_flight to the window keeps the
+    /// engine's slot table that small too (it otherwise grows to 65,536
+    /// slots, 4.7 MB, before it reuses one).
     std::uint32_t window = 256;
 };
 
@@ -74,8 +76,11 @@ struct engine_pool_config {
     /// sockets work too, but every engine then reads every reply).
     engine_config engine{};
     /// Pins engine i's thread to the i-th CPU of the affinity mask (modulo
-    /// its size), so that two engines never share a core.
-    bool pin_threads = true;
+    /// its size), so that two engines never share a core. Off by default: on
+    /// a quiet machine it changes nothing measurable (the scheduler spreads
+    /// the threads anyway), and on a busy one it keeps a thread from moving
+    /// off a CPU that something else took.
+    bool pin_threads = false;
 };
 
 /// N engines on N threads that spread a fan-out over every core:
@@ -112,8 +117,9 @@ class ICMPENGINE_API engine_pool {
     std::error_code open(ip_family family);
 
     /// One ping to every target; the result for targets[i] is element i.
-    /// Throws std::invalid_argument as the free ping_all() does, and rethrows an
-    /// exception that escaped an engine.
+    /// Throws std::invalid_argument as the free ping_all() does, and
+    /// rethrows an exception that escaped an engine (the lowest-numbered
+    /// engine's, once every engine has finished).
     std::vector<ping_result> ping_all(std::span<const ip_address> targets,
                                       const ping_all_options& options = {});
     /// As above, writing into `results` (same size as `targets`).
