@@ -2,7 +2,7 @@
 # The whole test suite, as CI runs it (.ci/run calls this and nothing else):
 #  1. GCC, warnings as errors: unit, system and bench-smoke suites;
 #  2. clang with AddressSanitizer + UndefinedBehaviorSanitizer (and
-#     LeakSanitizer): unit and system suites again;
+#     LeakSanitizer): unit and system suites again, and the fuzzers for 60 s each;
 #  3. clang with ThreadSanitizer: the multi-engine (engine per thread) test.
 # System tests create their own network namespaces; they need root. Under
 # CI=true a system test that cannot do so fails instead of skipping.
@@ -55,6 +55,9 @@ meson compile -C build-ci-asan
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 run_suites build-ci-asan 4 unit system || status=1
+# libFuzzer, 60 s per target (tests/fuzz/run_fuzzer.sh); a crash input it
+# finds goes into tests/fuzz/regressions/, which every build replays.
+run_suites build-ci-asan 1 fuzz || status=1
 
 echo "== clang, ThreadSanitizer: one engine per thread =="
 [ -d build-ci-tsan ] || CXX=clang++ meson setup build-ci-tsan -Dbuildtype=debug -Dwerror=true \

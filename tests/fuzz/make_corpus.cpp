@@ -151,15 +151,24 @@ void packet_corpus(const fs::path& dir) {
     put16(frag, 2, 0);
     put16(frag, 2, internet_checksum(frag));
     write(dir / "v4-unreachable-fragment", frag);
-    // RFC 4884: a length attribute (32 words), zero padding to 128 octets,
-    // then an extension structure that is not part of the quote.
-    byte_vector ext = error(ip_family::v4, 11, 0, 56, 64);
+    // RFC 4884: a length attribute (32 words) over the first 128 octets of
+    // a 228-byte datagram, then an extension structure that is not part of
+    // the quote; and the same for ICMPv6 (16 words of 8 octets).
+    byte_vector ext = error(ip_family::v4, 11, 0, 200, 108);
     ext[5] = std::byte{32};
-    ext.resize(icmp_header_size + 128, std::byte{0});
     ext = cat(ext, byte_vector{std::byte{0x20}, std::byte{0}, std::byte{0}, std::byte{0}});
     put16(ext, 2, 0);
     put16(ext, 2, internet_checksum(ext));
     write(dir / "v4-time-exceeded-rfc4884", ext);
+    // A length attribute under 128 octets is not RFC 4884's: ignored.
+    ext[5] = std::byte{30};
+    put16(ext, 2, 0);
+    put16(ext, 2, internet_checksum(ext));
+    write(dir / "v4-time-exceeded-rfc4884-too-short", ext);
+    byte_vector ext6 = error(ip_family::v6, 3, 0, 200, 88);
+    ext6[4] = std::byte{16};
+    write(dir / "v6-time-exceeded-rfc4884",
+          cat(ext6, byte_vector{std::byte{0x20}, std::byte{0}, std::byte{0}, std::byte{0}}));
 }
 
 // --- fuzz_matching scenarios (matching_input.hpp).
@@ -209,7 +218,11 @@ void matching_corpus(const fs::path& dir) {
         // Three pings, 0 / 8 / 56 payload bytes, each answered once, then
         // the duplicates.
         write(dir / (m + "replies"), scenario(mode, {{0, 0, 0, 0}, {1, 1, 2, 0}, {2, 2, 6, 0}})
-                                         .reply(0).reply(1).reply(2).reply(0).reply(2)
+                                         .reply(0)
+                                         .reply(1)
+                                         .reply(2)
+                                         .reply(0)
+                                         .reply(2)
                                          .data());
         // Errors quoting 0, 8 and 56 payload bytes, from a router or (ping
         // sockets) through the error queue.
@@ -221,9 +234,11 @@ void matching_corpus(const fs::path& dir) {
         write(dir / (m + "errors"), errors.data());
         // A reply from the wrong host, then from the right one; a reply
         // cut by a small receive buffer.
-        write(dir / (m + "wrong-peer"),
-              scenario(mode, {{0, 0, 6, 0}, {1, 0, 2, 0}}).reply(0, 2).reply(0).reply(1, 0, 6)
-                  .data());
+        write(dir / (m + "wrong-peer"), scenario(mode, {{0, 0, 6, 0}, {1, 0, 2, 0}})
+                                            .reply(0, 2)
+                                            .reply(0)
+                                            .reply(1, 0, 6)
+                                            .data());
         // A slot reused: the old use's reply is stale.
         write(dir / (m + "stale"), scenario(mode, {{0, 0, 6, 5}})
                                        .relaunch(0, 0, 6)
@@ -234,29 +249,46 @@ void matching_corpus(const fs::path& dir) {
         // token-less ones to one host cannot both be in flight.
         write(dir / (m + "shared-sequence"),
               scenario(mode, {{0, 0, 6, 0}, {8, 0, 6, 0}, {1, 1, 2, 0}, {9, 1, 2, 0}})
-                  .reply(1).reply(0).error(2, 0, 8).errqueue(1, 0)
+                  .reply(1)
+                  .reply(0)
+                  .error(2, 0, 8)
+                  .errqueue(1, 0)
                   .data());
     }
     // A changed reply: one payload byte flipped, then the genuine one.
-    write(dir / "v4-dgram-changed",
-          scenario(0, {{0, 0, 6, 0}})
-              .add(layout::event::reply, {0, 0, 0, 0, 0, 1, 0, 20, 0x40})
-              .reply(0)
+    write(dir / "v4-dgram-changed", scenario(0, {{0, 0, 6, 0}})
+                                        .add(layout::event::reply, {0, 0, 0, 0, 0, 1, 0, 20, 0x40})
+                                        .reply(0)
+                                        .data());
+    // Raw IPv4: a 56-byte reply cut by an 80-byte receive buffer.
+    write(dir / "v4-raw-reply-cut", scenario(2, {{0, 0, 6, 0}}).reply(0, 0, 40).data());
+    // ICMP errors quoting 8 payload bytes (part of the token) that are not
+    // what the ping sent: the generation changed (a raw ICMPv6 error, an
+    // error-queue quote), or the quote is of the slot's previous use.
+    write(dir / "v6-raw-short-quote-changed",
+          scenario(3, {{0, 0, 6, 0}})
+              .add(layout::event::error, {0, 0, 0, 0, 0, 8, 0, 0, 1, 0, 63, 0x01})
               .data());
+    write(dir / "v4-dgram-short-quote-changed",
+          scenario(0, {{0, 0, 6, 0}})
+              .add(layout::event::errqueue, {0, 0, 0, 8, 0, 1, 0, 15, 0x01})
+              .data());
+    write(dir / "v4-dgram-short-quote-stale",
+          scenario(0, {{0, 0, 6, 0}}).relaunch(0, 0, 6).errqueue(layout::ping_previous, 8).data());
     // Raw bytes on each path.
-    write(dir / "v6-raw-bytes", scenario(3, {{0, 0, 4, 0}})
-                                    .add(layout::event::raw_bytes,
-                                         {0, 0, 0, 12, 129, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4})
-                                    .add(layout::event::raw_bytes, {1, 1, 0, 8, 128, 0, 0, 0, 0,
-                                                                    0, 0, 0})
-                                    .data());
+    write(dir / "v6-raw-bytes",
+          scenario(3, {{0, 0, 4, 0}})
+              .add(layout::event::raw_bytes, {0, 0, 0, 12, 129, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4})
+              .add(layout::event::raw_bytes, {1, 1, 0, 8, 128, 0, 0, 0, 0, 0, 0, 0})
+              .data());
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
     if (argc != 2) {
-        std::fprintf(stderr, "usage: %s CORPUS_DIR (writes CORPUS_DIR/packet, CORPUS_DIR/matching)\n",
+        std::fprintf(stderr,
+                     "usage: %s CORPUS_DIR (writes CORPUS_DIR/packet, CORPUS_DIR/matching)\n",
                      argv[0]);
         return 2;
     }

@@ -35,7 +35,8 @@ constexpr std::uint32_t slot_index(std::uint8_t b) noexcept {
 /// Payload sizes: both sides of token_size (16) first, then 0..247.
 inline constexpr std::array<std::uint32_t, 8> size_table{0, 1, 8, 15, 16, 17, 56, 100};
 constexpr std::uint32_t payload_size(std::uint8_t b) noexcept {
-    return b < size_table.size() ? size_table[b] : b - static_cast<std::uint32_t>(size_table.size());
+    return b < size_table.size() ? size_table[b]
+                                 : b - static_cast<std::uint32_t>(size_table.size());
 }
 
 /// The first generation a slot is launched with is generation_base(b) + 1,

@@ -22,9 +22,12 @@ rm -rf "$work/artifacts"
 mkdir -p "$work/artifacts"
 
 # libFuzzer's own exit code for a failing input is 77, which meson reads as
-# "skipped": ask for 1. -timeout bounds one input, -max_total_time the run.
+# "skipped": ask for 1. -timeout bounds one input, -max_total_time the
+# fuzzing loop, timeout(1) everything (meson's own timeout is off for these
+# tests, so that FUZZ_SECONDS can be anything).
 status=0
-"$fuzzer" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+timeout -k 30 $((seconds + 300)) \
+  "$fuzzer" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
   -error_exitcode=1 -timeout_exitcode=1 -print_final_stats=1 \
   -artifact_prefix="$work/artifacts/" "$work/corpus" "$regressions" || status=$?
 
@@ -36,6 +39,10 @@ if [ -n "$found" ]; then
   echo "Reproduce with: $fuzzer FILE"
   echo "Once fixed, keep each input as a regression test (every build replays them):"
   echo "  cp FILE tests/fuzz/regressions/$(basename "$fuzzer")-WHAT"
+  exit 1
+fi
+if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+  echo "the fuzzer did not stop within $((seconds + 300)) s of a $seconds s run"
   exit 1
 fi
 if [ "$status" -ne 0 ]; then
