@@ -1146,10 +1146,31 @@ void engine_core::process_message(ip_family family, std::span<const std::byte> p
     const family_state& fs = m_families[family_index(family)];
     const bool raw = fs.socket.kind == socket_mode::raw;
     ip_address source = address_from(name, name_length);
+    // Only a whole raw IPv4 packet can have its ICMP checksum verified (the
+    // kernel verified it for every other socket kind).
+    bool verify_checksum = raw && family == ip_family::v4;
     if (raw && family == ip_family::v4) {
         // Raw IPv4 sockets deliver the IP header too.
         ipv4_header ip;
-        if (parse_ipv4_header(payload, ip) != parse_error::none) {
+        parse_error e = parse_ipv4_header(payload, ip);
+        const bool truncated_receive =
+            full_length == unknown_length || full_length > payload.size();
+        if (truncated_receive)
+            verify_checksum = false; // the token and payload checks remain
+        if (e == parse_error::truncated && truncated_receive) {
+            // The receive buffer cut the packet: its total length runs past
+            // what we hold, but the header itself may be whole. Parse a copy
+            // of the header that claims no more than itself.
+            const std::size_t header = (std::to_integer<std::size_t>(payload[0]) & 0x0f) * 4;
+            std::array<std::byte, 60> copy{};
+            if (header >= ipv4_min_header_size && header <= payload.size()) {
+                std::copy_n(payload.begin(), header, copy.begin());
+                copy[2] = std::byte(header >> 8);
+                copy[3] = std::byte(header & 0xff);
+                e = parse_ipv4_header(std::span<const std::byte>(copy.data(), header), ip);
+            }
+        }
+        if (e != parse_error::none) {
             ++m_stats.invalid_packets;
             return;
         }
@@ -1160,7 +1181,7 @@ void engine_core::process_message(ip_family family, std::span<const std::byte> p
             full_length = full_length >= ip.header_size ? full_length - ip.header_size : 0;
     }
     icmp_message m;
-    if (const parse_error e = parse_icmp(payload, family, raw && family == ip_family::v4, m);
+    if (const parse_error e = parse_icmp(payload, family, verify_checksum, m);
         e != parse_error::none) {
         ++m_stats.invalid_packets;
         ICMPENGINE_LOG(matching, debug, "invalid packet from {}: parse error {}",
@@ -1264,6 +1285,10 @@ std::optional<std::uint32_t> engine_core::find_slot(const icmp_message& m, const
         if (!is_error &&
             (s.has_token || (payload_length != unknown_length && s.payload_size != payload_length)))
             continue;
+        // An ICMP error quoting a few payload bytes (fewer than a token) must
+        // quote what this ping sent: the start of its token, or its pattern.
+        if (is_error && !m.payload.empty() && !quote_matches(static_cast<std::uint32_t>(i), m))
+            continue;
         if (found) {
             ++m_stats.invalid_packets;
             ICMPENGINE_LOG(matching, debug, "ambiguous token-less match for {} seq {}",
@@ -1286,6 +1311,22 @@ std::optional<std::uint32_t> engine_core::find_slot(const icmp_message& m, const
     else
         ++m_stats.invalid_packets;
     return std::nullopt;
+}
+
+bool engine_core::quote_matches(std::uint32_t index, const icmp_message& m) const noexcept {
+    // Rebuild the start of the request this slot sent and compare the quote
+    // with it, byte for byte.
+    const slot& s = m_slots[index];
+    const std::size_t n = std::min<std::size_t>(m.payload.size(), s.payload_size);
+    if (n != m.payload.size() || n > token_size)
+        return false;
+    std::array<std::byte, icmp_header_size + token_size> expected{};
+    const echo_token token{index, s.generation,
+                           ping_tag(index, s.generation, m.sequence, s.target, s.payload_size)};
+    const auto size = static_cast<std::uint32_t>(std::min<std::size_t>(s.payload_size, token_size));
+    build_echo_request(expected, s.target.family(), 0, m.sequence, size,
+                       s.has_token ? &token : nullptr, false);
+    return std::equal(m.payload.begin(), m.payload.end(), expected.begin() + icmp_header_size);
 }
 
 std::uint64_t engine_core::ping_tag(std::uint32_t slot, std::uint32_t generation,

@@ -281,6 +281,7 @@ class engine_core {
                      std::int64_t rx_mono, bool local);
     std::optional<std::uint32_t> find_slot(const icmp_message& m, const ip_address& peer,
                                            std::size_t full_length, bool is_error);
+    bool quote_matches(std::uint32_t index, const icmp_message& m) const noexcept;
     std::uint64_t ping_tag(std::uint32_t slot, std::uint32_t generation, std::uint16_t sequence,
                            const ip_address& target, std::size_t payload_size) const noexcept;
     void report_stray(stray_reply::kind what, const ip_address& from, std::uint16_t sequence);

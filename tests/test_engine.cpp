@@ -607,6 +607,14 @@ TEST_CASE("raw sockets when ping_group_range forbids datagram sockets", "[engine
             CHECK(x.rtt > 0ns);
         }
         CHECK(r[0].ttl == 64);
+        // Longer than a receive buffer: the kernel truncates the datagram
+        // (IP header included on raw IPv4) and the prefix still matches.
+        auto big =
+            eng.run(ping_all(eng, {addr("127.0.0.1"), addr("::1")}, 2s, {.payload_size = 3000}));
+        CHECK(big[0].status == ping_status::reply);
+        CHECK(big[0].bytes == 3000);
+        CHECK(big[1].status == ping_status::reply);
+        CHECK(big[1].bytes == 3000);
         CHECK(eng.socket_kind(icmpengine::ip_family::v4) == icmpengine::socket_mode::raw);
         CHECK(eng.socket_kind(icmpengine::ip_family::v6) == icmpengine::socket_mode::raw);
         require_balanced(eng.stats());
