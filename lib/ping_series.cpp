@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <coroutine>
+#include <deque>
 #include <exception>
 #include <fmt/format.h>
 #include <optional>
@@ -44,7 +45,6 @@ class task_group {
             m_error = std::move(e);
     }
     std::exception_ptr error() const noexcept { return m_error; }
-    std::size_t running() const noexcept { return m_running; }
 
     auto join() noexcept {
         struct awaiter {
@@ -114,20 +114,90 @@ class group_child {
     std::coroutine_handle<promise_type> m_handle;
 };
 
+/// The global pace: hands out send turns one at a time, at least `pace`
+/// apart, first come first served. Only the head of the queue sleeps, and
+/// the next turn is measured from when the previous request was handed to
+/// the engine (sent()), so a stalled process, a late timer or the engine's
+/// set-up on the first ping never make up for lost time with a burst: the
+/// pace is a minimum gap between sends, as fping -i's is.
+class send_pacer {
+  public:
+    explicit send_pacer(std::chrono::nanoseconds pace) noexcept
+        : m_pace(std::chrono::duration_cast<steady::duration>(pace)) {}
+    send_pacer(const send_pacer&) = delete;
+    send_pacer& operator=(const send_pacer&) = delete;
+
+    /// True when the caller may send now: it holds the turn until it calls
+    /// sent(). False if `stop` was requested while it waited (no turn held).
+    task<bool> take_turn(engine& eng, std::stop_token stop) {
+        if (m_busy) {
+            co_await queued{*this}; // until release() resumes this caller
+            if (stop.stop_requested())
+                co_return false; // release() goes on with the next in line
+        }
+        m_busy = true;
+        bool go = true;
+        if (steady::now() < m_next)
+            go = co_await eng.sleep_until(m_next, stop);
+        go = go && !stop.stop_requested();
+        if (!go)
+            release();
+        co_return go;
+    }
+
+    /// The holder of the turn has handed its request to the engine.
+    void sent() {
+        m_next = steady::now() + m_pace;
+        release();
+    }
+
+  private:
+    struct queued {
+        send_pacer& m_pacer;
+        bool await_ready() const noexcept { return false; }
+        void await_suspend(std::coroutine_handle<> h) { m_pacer.m_queue.push_back(h); }
+        void await_resume() const noexcept {}
+    };
+
+    // Resumes waiters until one holds the turn (and sleeps for it) or the
+    // queue is empty. Iterative: a waiter that takes its turn at once, or
+    // gives up after a stop, calls release() again from inside the resume;
+    // that inner call leaves the work to this loop, so the stack stays flat
+    // whatever the number of waiters.
+    void release() {
+        m_busy = false;
+        if (m_releasing)
+            return;
+        m_releasing = true;
+        while (!m_busy && !m_queue.empty()) {
+            const std::coroutine_handle<> next = m_queue.front();
+            m_queue.pop_front();
+            next.resume();
+        }
+        m_releasing = false;
+    }
+
+    steady::duration m_pace;
+    steady::time_point m_next{};
+    std::deque<std::coroutine_handle<>> m_queue;
+    bool m_busy = false;
+    bool m_releasing = false;
+};
+
 void validate(const fanout_options& o) {
     const series_options& s = o.series;
     if (s.timeout.count() <= 0 || s.timeout.count() > detail::max_timeout_ns)
-        throw std::invalid_argument(fmt::format(
-            "series_options.timeout = {} ns: must be positive and at most ten years",
-            s.timeout.count()));
+        throw std::invalid_argument(
+            fmt::format("series_options.timeout = {} ns: must be positive and at most ten years",
+                        s.timeout.count()));
     const bool scheduled = !s.until_reply && s.count != 1;
     if (scheduled && s.period.count() <= 0)
         throw std::invalid_argument(
             fmt::format("series_options.period = {} ns: must be positive to send {} pings",
                         s.period.count(), s.count == 0 ? "unlimited" : std::to_string(s.count)));
     if (s.period.count() < 0)
-        throw std::invalid_argument(fmt::format(
-            "series_options.period = {} ns: must not be negative", s.period.count()));
+        throw std::invalid_argument(
+            fmt::format("series_options.period = {} ns: must not be negative", s.period.count()));
     if (s.ping.payload_size > detail::max_payload_size)
         throw std::invalid_argument(
             fmt::format("series_options.ping.payload_size = {}: exceeds {} bytes",
@@ -147,21 +217,8 @@ struct ping_fanout::state {
     std::vector<std::pair<ip_address, std::size_t>> by_address;
     std::stop_source stop;
     fanout_progress progress;
-    /// Global pace: the earliest time the next echo request may leave.
-    steady::time_point next_send{};
+    std::optional<send_pacer> pacer; ///< with a global pace
     bool ran = false;
-
-    /// Waits for this request's turn under the global pace; false if the
-    /// fan-out was stopped meanwhile. Turns are handed out first come, first
-    /// served: each caller reserves the next free one before it sleeps.
-    task<bool> take_turn(engine& eng) {
-        const steady::time_point now = steady::now();
-        const steady::time_point turn = std::max(now, next_send);
-        next_send = turn + options.pace;
-        if (turn > now && !co_await eng.sleep_until(turn, stop.get_token()))
-            co_return false;
-        co_return !stop.stop_requested();
-    }
 
     void record(std::size_t i, std::uint64_t k, const ping_result& result) {
         series_result& s = series[i];
@@ -222,9 +279,10 @@ group_child ping_fanout::state::run_series(task_group& /*parent*/, state& st, en
                                            std::size_t i) {
     const series_options& o = st.options.series;
     const std::stop_token stop = st.stop.get_token();
-    const bool paced = st.options.pace.count() > 0;
+    const bool paced = st.pacer.has_value();
     task_group pings;
     std::exception_ptr error;
+    bool holding_turn = false;
     try {
         steady::time_point t0{};
         for (std::uint64_t k = 0; o.count == 0 || k < o.count; ++k) {
@@ -242,17 +300,27 @@ group_child ping_fanout::state::run_series(task_group& /*parent*/, state& st, en
                 if (!co_await eng.sleep_until(due, stop))
                     break;
             }
-            if (paced ? !co_await st.take_turn(eng) : stop.stop_requested())
+            if (paced ? !co_await st.pacer->take_turn(eng, stop) : stop.stop_requested())
                 break;
+            holding_turn = paced;
+            ping_one(pings, st, eng, i, k).start();
+            // Measured once the ping is on its way: the engine's first ping
+            // also sets up the ring and the socket, which must not shorten
+            // the gap to the next one.
+            if (holding_turn) {
+                holding_turn = false;
+                st.pacer->sent();
+            }
             if (k == 0)
                 t0 = steady::now();
-            ping_one(pings, st, eng, i, k).start();
             if (pings.error())
                 break;
         }
     } catch (...) {
         error = std::current_exception();
     }
+    if (holding_turn)
+        st.pacer->sent(); // starting the ping failed; the others go on
     // co_await is not allowed in a handler: join here, then report.
     co_await pings.join();
     series_result& s = st.series[i];
@@ -300,6 +368,8 @@ ping_fanout::ping_fanout(std::span<const ip_address> targets, fanout_options opt
         st.by_address.emplace_back(st.series[i].target, i);
     std::sort(st.by_address.begin(), st.by_address.end());
     st.progress.targets = st.series.size();
+    if (st.options.pace.count() > 0)
+        st.pacer.emplace(st.options.pace);
 }
 
 ping_fanout::~ping_fanout() = default;
@@ -332,9 +402,9 @@ task<void> ping_fanout::run(engine& eng) {
 
 void ping_fanout::on_stray(const stray_reply& reply) {
     state& st = *m_state;
-    const auto it = std::lower_bound(
-        st.by_address.begin(), st.by_address.end(), reply.from,
-        [](const std::pair<ip_address, std::size_t>& e, const ip_address& a) { return e.first < a; });
+    const auto it = std::lower_bound(st.by_address.begin(), st.by_address.end(), reply.from,
+                                     [](const std::pair<ip_address, std::size_t>& e,
+                                        const ip_address& a) { return e.first < a; });
     if (it == st.by_address.end() || it->first != reply.from)
         return;
     series_result& s = st.series[it->second];
@@ -386,11 +456,9 @@ task<series_result> ping_series(engine& eng, ip_address target, series_options o
 task<series_result> ping_series(engine& eng, ip_address target, std::uint64_t count,
                                 std::chrono::nanoseconds period, std::chrono::nanoseconds timeout,
                                 ping_options options) {
-    return ping_series(eng, target,
-                       series_options{.count = count,
-                                      .period = period,
-                                      .timeout = timeout,
-                                      .ping = options});
+    return ping_series(
+        eng, target,
+        series_options{.count = count, .period = period, .timeout = timeout, .ping = options});
 }
 
 } // namespace icmpengine

@@ -12,4 +12,4 @@ meson compile -C build >/dev/null
 exec unshare --net sh -c '
   ip link set lo up &&
   sysctl -qw net.ipv4.ping_group_range="0 2147483647" &&
-  exec build/tools/icmpengine-demo -c 3 127.0.0.1 ::1'
+  exec build/tools/icmpengine -c 3 127.0.0.1 ::1'

@@ -301,7 +301,6 @@ void derive(settings& s, const CLI::App& app) {
 struct target_set {
     ie::target_list list;
     std::vector<std::string> names; ///< what to print for list.targets()[i]
-    bool file_unreadable = false;
 };
 
 ie::family_filter family_of(const settings& s) {
@@ -314,12 +313,18 @@ void collect_targets(const settings& s, target_set& out) {
     ie::target_list& list = out.list;
     try {
         if (s.generate) {
-            const bool all_cidr = std::all_of(s.targets.begin(), s.targets.end(), [](const auto& t) {
-                return t.find('/') != std::string::npos;
-            });
+            const bool all_cidr =
+                std::all_of(s.targets.begin(), s.targets.end(),
+                            [](const auto& t) { return t.find('/') != std::string::npos; });
             if (all_cidr) {
                 for (const std::string& t : s.targets)
                     list.add_cidr(t);
+                // The cap holds per prefix (target_list) and for all of them.
+                if (list.size() > s.max_targets)
+                    throw usage_error(fmt::format(
+                        "-g/--generate: the prefixes expand to {} addresses in all, more than "
+                        "--max-targets {}",
+                        list.size(), s.max_targets));
             } else if (s.targets.size() == 2) {
                 list.add_range(s.targets[0], s.targets[1]);
             } else {
@@ -375,7 +380,8 @@ void install_signal_handlers() {
 
 /// stdout and stderr lines, with a progress line on a terminal's stderr kept
 /// out of their way: it is erased before any other line is written and
-/// redrawn at the next tick.
+/// redrawn at the next tick. stderr is unbuffered, so each line goes out in
+/// one write, and a block of lines (a summary of 65,534 targets) in one.
 class line_output {
   public:
     explicit line_output(bool progress) : m_progress(progress) {}
@@ -386,10 +392,16 @@ class line_output {
         std::fputc('\n', stdout);
     }
     void err(std::string_view line) {
-        clear_progress();
-        std::fflush(stdout); // keep the order of the two streams on a terminal
-        std::fwrite(line.data(), 1, line.size(), stderr);
-        std::fputc('\n', stderr);
+        m_err.append(line);
+        m_err.push_back('\n');
+        if (m_holding == 0)
+            flush_err();
+    }
+    /// While held, stderr lines are collected and written at release.
+    void hold_errors() noexcept { ++m_holding; }
+    void release_errors() {
+        if (--m_holding == 0)
+            flush_err();
     }
     bool progress_enabled() const noexcept { return m_progress; }
     void progress(std::string_view text) {
@@ -409,40 +421,41 @@ class line_output {
     }
 
   private:
+    void flush_err() {
+        if (m_err.empty())
+            return;
+        clear_progress();
+        std::fflush(stdout); // keep the order of the two streams on a terminal
+        std::fwrite(m_err.data(), 1, m_err.size(), stderr);
+        m_err.clear();
+    }
+
     bool m_progress;
     bool m_shown = false;
+    int m_holding = 0;
+    std::string m_err;
 };
 
 std::string icmp_description(const ie::ping_result& r) {
     const bool v4 = r.from.is_v4();
     if (v4 && r.icmp_type == 3) {
-        static constexpr const char* codes[] = {"Network Unreachable",
-                                                "Host Unreachable",
-                                                "Protocol Unreachable",
-                                                "Port Unreachable",
-                                                "Fragmentation Needed",
-                                                "Source Route Failed",
-                                                "Network Unknown",
-                                                "Host Unknown",
-                                                "Source Host Isolated",
-                                                "Network Prohibited",
-                                                "Host Prohibited",
-                                                "Network Unreachable For TOS",
-                                                "Host Unreachable For TOS",
-                                                "Communication Prohibited",
-                                                "Host Precedence Violation",
-                                                "Precedence Cutoff"};
+        static constexpr const char* codes[] = {
+            "Network Unreachable",       "Host Unreachable",
+            "Protocol Unreachable",      "Port Unreachable",
+            "Fragmentation Needed",      "Source Route Failed",
+            "Network Unknown",           "Host Unknown",
+            "Source Host Isolated",      "Network Prohibited",
+            "Host Prohibited",           "Network Unreachable For TOS",
+            "Host Unreachable For TOS",  "Communication Prohibited",
+            "Host Precedence Violation", "Precedence Cutoff"};
         if (r.icmp_code < std::size(codes))
             return codes[r.icmp_code];
         return fmt::format("Unreachable (code {})", r.icmp_code);
     }
     if (!v4 && r.icmp_type == 1) {
-        static constexpr const char* codes[] = {"No Route",
-                                                "Communication Prohibited",
-                                                "Beyond Scope",
-                                                "Address Unreachable",
-                                                "Port Unreachable",
-                                                "Source Address Failed Policy",
+        static constexpr const char* codes[] = {"No Route",         "Communication Prohibited",
+                                                "Beyond Scope",     "Address Unreachable",
+                                                "Port Unreachable", "Source Address Failed Policy",
                                                 "Reject Route"};
         if (r.icmp_code < std::size(codes))
             return codes[r.icmp_code];
@@ -489,9 +502,9 @@ class reporter {
             return;
         }
         if (f.line > 0)
-            m_lines.err(fmt::format("{}:{}: {}: {}", m_settings.file == "-" ? "stdin"
-                                                                             : m_settings.file,
-                                    f.line, f.name, f.reason));
+            m_lines.err(fmt::format("{}:{}: {}: {}",
+                                    m_settings.file == "-" ? "stdin" : m_settings.file, f.line,
+                                    f.name, f.reason));
         else
             m_lines.err(fmt::format("{}: {}", f.name, f.reason));
     }
@@ -533,8 +546,8 @@ class reporter {
                   {"rtt_ms", answered ? json(to_ms(r.rtt)) : json(nullptr)},
                   {"from", answered ? json(r.from.to_string()) : json(nullptr)},
                   {"bytes", r.status == ie::ping_status::reply ? json(r.bytes) : json(nullptr)},
-                  {"ttl", r.status == ie::ping_status::reply && r.ttl != 0 ? json(r.ttl)
-                                                                           : json(nullptr)},
+                  {"ttl",
+                   r.status == ie::ping_status::reply && r.ttl != 0 ? json(r.ttl) : json(nullptr)},
                   {"icmp_type", answered ? json(r.icmp_type) : json(nullptr)},
                   {"icmp_code", answered ? json(r.icmp_code) : json(nullptr)},
                   {"error", r.error ? json(r.error.message()) : json(nullptr)}});
@@ -550,9 +563,8 @@ class reporter {
         case ie::ping_status::time_exceeded:
         case ie::ping_status::packet_too_big:
         case ie::ping_status::parameter_problem:
-            m_lines.err(fmt::format("ICMP {} from {} for ICMP Echo sent to {}",
-                                    icmp_description(r), r.from.to_string(),
-                                    e.series.target.to_string()));
+            m_lines.err(fmt::format("ICMP {} from {} for ICMP Echo sent to {}", icmp_description(r),
+                                    r.from.to_string(), e.series.target.to_string()));
             return;
         case ie::ping_status::send_error:
             // Once per target: the same local error every time says nothing new.
@@ -564,11 +576,12 @@ class reporter {
             return;
         }
         if (s.mode == run_mode::single_shot) {
-            if (r.status != ie::ping_status::reply || s.unreachable)
+            // -u alone lists only the unreachable; -a lists names, bare.
+            if (r.status != ie::ping_status::reply || (s.unreachable && !s.alive))
                 return;
             std::string line = stamp();
             line += name(e.target);
-            if (!s.alive)
+            if (!s.alive && !s.unreachable)
                 line += " is alive";
             if (s.elapsed)
                 line += fmt::format(" ({} ms)", format_ms(to_ms(r.rtt)));
@@ -627,6 +640,7 @@ class reporter {
                             bool vector) {
         const ie::ping_statistics& st = r.statistics;
         json j = {{"event", "target"},
+                  {"time", unix_now()},
                   {"final", final},
                   {"target", name},
                   {"address", r.target.to_string()},
@@ -719,26 +733,31 @@ class reporter {
         return line;
     }
 
-    void text_summary(std::span<const ie::series_result> series, bool final,
-                      std::size_t unresolved, std::chrono::nanoseconds elapsed) {
+    void text_summary(std::span<const ie::series_result> series, bool final, std::size_t unresolved,
+                      std::chrono::nanoseconds elapsed) {
         const settings& s = m_settings;
+        m_lines.hold_errors();
+        struct release {
+            line_output& lines;
+            ~release() { lines.release_errors(); }
+        } released_at_exit{m_lines};
         if (!final) {
             const std::time_t now = std::time(nullptr);
             std::tm tm{};
             ::localtime_r(&now, &tm);
             m_lines.err(fmt::format("[{:02}:{:02}:{:02}]", tm.tm_hour, tm.tm_min, tm.tm_sec));
         }
-        if (s.mode == run_mode::single_shot) {
-            if (final)
-                for (std::size_t i = 0; i < series.size(); ++i) {
-                    if (series[i].alive())
-                        continue;
-                    if (s.unreachable)
-                        m_lines.out(name(i));
-                    else if (!s.quiet && !s.alive)
-                        m_lines.out(name(i) + " is unreachable");
-                }
+        if (s.mode == run_mode::single_shot && final) {
+            for (std::size_t i = 0; i < series.size(); ++i) {
+                if (series[i].alive())
+                    continue;
+                if (s.unreachable)
+                    m_lines.out(name(i));
+                else if (!s.quiet && !s.alive)
+                    m_lines.out(name(i) + " is unreachable");
+            }
         } else {
+            // Count and loop modes; and every interim summary (SIGQUIT).
             if (final && (s.alive || s.unreachable))
                 for (std::size_t i = 0; i < series.size(); ++i)
                     if (series[i].alive() ? s.alive : s.unreachable)
@@ -825,6 +844,9 @@ struct supervisor {
         std::uint64_t sent_before = 0;
         auto progress_before = started;
         while (co_await eng.sleep_for(tick)) {
+            // Lines reach a pipe within a tick (a consumer of -l --json sees
+            // events live) without a write per line.
+            std::fflush(stdout);
             const int interrupts = g_interrupts.load(std::memory_order_relaxed);
             if (interrupts >= 1 && !interrupted) {
                 interrupted = true;
@@ -861,7 +883,7 @@ struct supervisor {
 /// Opens the sockets the targets need, so that a refusal is reported once,
 /// up front, with the engine's explanation of what to fix.
 std::optional<std::string> open_sockets(ie::engine& eng, const ie::target_list& list,
-                                        const std::vector<std::string>& log) {
+                                        const std::string& logged) {
     bool need[2] = {false, false};
     for (const ie::target& t : list.targets())
         need[t.address.is_v4() ? 0 : 1] = true;
@@ -871,8 +893,8 @@ std::optional<std::string> open_sockets(ie::engine& eng, const ie::target_list& 
         const auto family = f == 0 ? ie::ip_family::v4 : ie::ip_family::v6;
         if (const std::error_code ec = eng.open(family)) {
             // The engine's log has the details (which call, which option).
-            std::string why = log.empty() ? ec.message() : log.back();
-            if (log.empty() || why.find(ec.message()) == std::string::npos)
+            std::string why = logged.empty() ? ec.message() : logged;
+            if (logged.empty() || why.find(ec.message()) == std::string::npos)
                 why += ": " + ec.message();
             return fmt::format("cannot open the IPv{} ICMP socket: {}", f == 0 ? 4 : 6, why);
         }
@@ -886,7 +908,7 @@ int run(settings& s) {
     list_options.family = family_of(s);
     list_options.cap = s.max_targets;
     list_options.all_addresses = s.all_addresses;
-    target_set targets{ie::target_list(std::move(list_options)), {}, false};
+    target_set targets{ie::target_list(std::move(list_options)), {}};
     const bool stdin_implied = s.targets.empty() && s.file.empty() && !s.generate;
     if (stdin_implied) {
         if (::isatty(STDIN_FILENO))
@@ -928,15 +950,15 @@ int run(settings& s) {
     options.on_stray = [&report](const ie::stray_event& e) { report.stray(e); };
     ie::ping_fanout fan(addresses, std::move(options));
 
-    std::vector<std::string> engine_errors;
+    std::string engine_error; // the engine's last error message: which call failed
     s.engine.on_stray = [&fan](const ie::stray_reply& r) { fan.on_stray(r); };
-    s.engine.log.sink = [&engine_errors](ie::log_component, ie::log_level, std::string_view m) {
-        engine_errors.emplace_back(m);
+    s.engine.log.sink = [&engine_error](ie::log_component, ie::log_level, std::string_view m) {
+        engine_error = m;
     };
     s.engine.log.set(ie::log_component::sockets, ie::log_level::error)
         .set(ie::log_component::ring, ie::log_level::error);
     ie::engine eng(s.engine);
-    if (const auto why = open_sockets(eng, targets.list, engine_errors)) {
+    if (const auto why = open_sockets(eng, targets.list, engine_error)) {
         lines.err("icmpengine: " + *why);
         return exit_system;
     }
@@ -977,7 +999,7 @@ int main(int argc, char** argv) {
                    "Addresses or host names; with -g, ADDRESS/PREFIX... or FIRST LAST")
         ->type_name("TARGET");
     app.add_option("-f,--file", s.file, "Read targets from FILE, one per line ('-': stdin)")
-                     ->type_name("FILE");
+        ->type_name("FILE");
     app.add_flag("-g,--generate", s.generate,
                  "Targets are CIDR prefixes (IPv4 or IPv6) or a range FIRST LAST");
     app.add_option("--max-targets", s.max_targets, "Most addresses -g may expand to")

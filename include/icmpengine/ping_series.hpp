@@ -98,7 +98,9 @@ struct fanout_options {
     series_options series{};
     /// The least time between any two echo requests of the fan-out, across
     /// all targets (fping -i; 1 s / rate). Zero: unpaced, as fast as the
-    /// engine sends.
+    /// engine sends. Turns go first come, first served; each is measured
+    /// from when the previous request was handed to the engine, so a stall
+    /// is never made up for with a burst.
     std::chrono::nanoseconds pace{0};
     /// Called (inside engine::run) as each ping's fate becomes known.
     std::function<void(const ping_event&)> on_ping{};
@@ -195,8 +197,7 @@ ICMPENGINE_API task<series_result> ping_series(engine& eng, ip_address target,
                                                series_options options = {});
 
 /// As above, with the Pinger's positional parameters.
-ICMPENGINE_API task<series_result> ping_series(engine& eng, ip_address target,
-                                               std::uint64_t count,
+ICMPENGINE_API task<series_result> ping_series(engine& eng, ip_address target, std::uint64_t count,
                                                std::chrono::nanoseconds period,
                                                std::chrono::nanoseconds timeout,
                                                ping_options options = {});
