@@ -41,7 +41,6 @@ constexpr std::uint64_t value_of(std::uint64_t user_data) noexcept {
     return user_data & ((1ull << 56) - 1);
 }
 
-constexpr std::uint32_t no_slot = 0xffffffffu;
 constexpr std::size_t sockaddr_room = 32; // sockaddr_in6 (28) rounded up, before each packet
 constexpr std::size_t recv_control_size = 128;
 constexpr socklen_t recv_name_size = 32;
@@ -208,13 +207,20 @@ spawned spawn_body(engine_core* /*for the promise*/, task<void> t) {
 // ---------------------------------------------------------------- ping_op
 
 ping_op::~ping_op() {
-    if (!m_done && m_core != nullptr && (m_waiting || m_slot != no_slot))
+    if (!m_done && m_core != nullptr && m_slot != no_slot)
         m_core->abandon(*this);
 }
 
 bool ping_op::await_suspend(std::coroutine_handle<> h) {
     m_waiter = h;
     return m_core->start(*this);
+}
+
+void ping_op::on_ping_result(std::uint64_t /*cookie*/, const ping_result& result) {
+    m_result = result;
+    m_done = true;
+    m_slot = no_slot;
+    m_core->schedule(m_waiter);
 }
 
 // -------------------------------------------------------------- sleep_op
@@ -496,34 +502,58 @@ task<ping_result> engine_core::ping(ip_address to, std::chrono::nanoseconds time
     co_return co_await op;
 }
 
-bool engine_core::start(ping_op& op) {
-    op.m_result.from = op.m_target;
-    auto end_now = [&](ping_status status, std::error_code error) {
-        op.m_result.status = status;
-        op.m_result.error = error;
-        op.m_done = true;
+std::optional<ping_result> engine_core::refusal(const ip_address& target) {
+    auto refused = [&](ping_status status, std::error_code error) {
+        ping_result r;
+        r.from = target;
+        r.status = status;
+        r.error = error;
         ++m_stats.sent;
-        if (status == ping_status::cancelled)
-            ++m_stats.cancelled;
-        else
-            ++m_stats.send_errors;
-        return false; // do not suspend: the result is ready
+        ++(status == ping_status::cancelled ? m_stats.cancelled : m_stats.send_errors);
+        return r;
     };
     if (m_stopping)
-        return end_now(ping_status::cancelled, make_error_code(errc::stopped));
+        return refused(ping_status::cancelled, make_error_code(errc::stopped));
     if (!ensure_ring())
-        return end_now(ping_status::send_error, m_ring_error);
-    family_state* fs = ensure_family(op.m_target.family());
+        return refused(ping_status::send_error, m_ring_error);
+    const family_state* fs = ensure_family(target.family());
     if (fs->socket.fd < 0)
-        return end_now(ping_status::send_error, fs->open_error);
-    if (m_slots_in_use >= m_config.max_in_flight || !m_waiting.empty()) {
-        op.m_waiting = true;
-        m_waiting.push_back(&op);
-        ++m_stats.waiting;
-        return true;
+        return refused(ping_status::send_error, fs->open_error);
+    return std::nullopt;
+}
+
+bool engine_core::start(ping_op& op) {
+    if (std::optional<ping_result> r = refusal(op.m_request.target)) {
+        op.m_result = *r;
+        op.m_done = true;
+        return false; // do not suspend: the result is ready
     }
-    launch(op);
+    if (m_slots_in_use >= m_config.max_in_flight || !m_waiting.empty())
+        enqueue(op.m_request, false);
+    else
+        launch(op.m_request);
     return true;
+}
+
+void engine_core::start(const ping_request& request) {
+    if (std::optional<ping_result> r = refusal(request.target)) {
+        deliver(request.handler, request.cookie, *r); // delivered from run(), never from here
+        return;
+    }
+    if (m_slots_in_use >= m_config.max_in_flight || !m_waiting.empty())
+        enqueue(request, false);
+    else
+        launch(request);
+}
+
+void engine_core::enqueue(const ping_request& request, bool front) {
+    if (front)
+        m_waiting.push_front(request);
+    else
+        m_waiting.push_back(request);
+    if (request.slot_out != nullptr)
+        *request.slot_out = queued_slot;
+    ++m_stats.waiting;
 }
 
 bool engine_core::tokenless_conflict(std::uint32_t index, const ip_address& target) const noexcept {
@@ -564,56 +594,58 @@ std::uint32_t engine_core::alloc_slot(const ip_address& target, bool has_token) 
     return index;
 }
 
-void engine_core::launch(ping_op& op) {
-    const bool has_token = op.m_payload_size >= token_size;
-    const std::uint32_t index = alloc_slot(op.m_target, has_token);
+void engine_core::launch(const ping_request& request, bool front) {
+    const bool has_token = request.payload_size >= token_size;
+    const std::uint32_t index = alloc_slot(request.target, has_token);
     if (index == no_slot) {
         // Only for token-less pings whose every free sequence number is taken
         // by another ping to the same host: wait like any backpressure.
-        op.m_waiting = true;
-        m_waiting.push_front(&op);
-        ++m_stats.waiting;
+        enqueue(request, front);
         return;
     }
     slot& s = m_slots[index];
-    s.op = &op;
-    s.target = op.m_target;
+    s.handler = request.handler;
+    s.cookie = request.cookie;
+    s.target = request.target;
     ++s.generation;
     s.prev_outcome = s.outcome;
     s.outcome = slot_outcome::none;
-    s.payload_size = op.m_payload_size;
+    s.payload_size = request.payload_size;
     s.has_token = has_token;
+    s.fake_dropped = false;
     s.state = slot_state::in_flight;
     s.send_pending = false;
-    op.m_slot = index;
+    if (request.slot_out != nullptr)
+        *request.slot_out = index;
     ++m_slots_in_use;
     ++m_stats.sent;
     ++m_stats.in_flight;
 
     const auto sequence = static_cast<std::uint16_t>(index & 0xffffu);
-    op.m_result.sequence = sequence;
 
     if (m_config.fake_drop_probability > 0.0 && m_drop(m_drop_rng)) {
-        op.m_result.fake_dropped = true;
+        s.fake_dropped = true;
         ++m_stats.fake_dropped;
-        m_pending_sends.push_back({index, op.m_timeout_ns});
+        m_pending_sends.push_back({index, request.timeout_ns});
         ICMPENGINE_LOG(matching, trace, "fake-dropped ping slot {} to {}", index,
-                       op.m_target.to_string());
+                       request.target.to_string());
         if (m_pending_sends.size() >= m_config.send_batch)
             flush_sends(true);
         return;
     }
 
-    const family_state& fs = m_families[family_index(op.m_target.family())];
+    const family_state& fs = m_families[family_index(request.target.family())];
     const bool raw = fs.socket.kind == socket_mode::raw;
-    const std::size_t packet_size = icmp_header_size + op.m_payload_size;
+    const std::size_t packet_size = icmp_header_size + request.payload_size;
     std::byte* buffer = m_send_buffers.get(sockaddr_room + packet_size);
-    const socklen_t address_length = fill_sockaddr(op.m_target, buffer);
-    const echo_token token{index, s.generation,
-                           ping_tag(index, s.generation, sequence, op.m_target, op.m_payload_size)};
+    const socklen_t address_length = fill_sockaddr(request.target, buffer);
+    const echo_token token{
+        index, s.generation,
+        ping_tag(index, s.generation, sequence, request.target, request.payload_size)};
     build_echo_request(std::span<std::byte>(buffer + sockaddr_room, packet_size),
-                       op.m_target.family(), raw ? m_raw_identifier : 0, sequence,
-                       op.m_payload_size, has_token ? &token : nullptr, raw && op.m_target.is_v4());
+                       request.target.family(), raw ? m_raw_identifier : 0, sequence,
+                       request.payload_size, has_token ? &token : nullptr,
+                       raw && request.target.is_v4());
     s.send_buffer = buffer;
     s.send_pending = true;
     ++m_sends_in_kernel;
@@ -621,7 +653,7 @@ void engine_core::launch(ping_op& op) {
     s.send_attempts = 1;
     s.address_length = static_cast<std::uint8_t>(address_length);
     prep_send(index, fs.socket.fd);
-    m_pending_sends.push_back({index, op.m_timeout_ns});
+    m_pending_sends.push_back({index, request.timeout_ns});
     if (m_pending_sends.size() >= m_config.send_batch)
         flush_sends(true);
 }
@@ -758,7 +790,7 @@ void engine_core::drive(std::coroutine_handle<> root) {
         sweep_spawned();
         const bool pending = m_stats.in_flight > 0 || m_sends_in_kernel > 0 ||
                              !m_pending_sends.empty() || !m_waiting.empty() || !m_ready.empty() ||
-                             !m_sleep_heap.empty();
+                             !m_deliveries.empty() || !m_sleep_heap.empty();
         if (!pending)
             throw std::logic_error("engine::run: the task waits for something this engine "
                                    "does not drive (no ping in flight)");
@@ -770,7 +802,10 @@ void engine_core::drive(std::coroutine_handle<> root) {
 }
 
 void engine_core::run_ready() {
-    while (!m_ready.empty()) {
+    for (;;) {
+        deliver_results();
+        if (m_ready.empty())
+            break;
         std::swap(m_ready, m_ready_spare);
         for (std::coroutine_handle<> h : m_ready_spare)
             h.resume();
@@ -790,7 +825,7 @@ void engine_core::turn(bool may_block) {
     }
     flush_sends(false);
     reconcile_timer();
-    const bool block = may_block && m_ready.empty() &&
+    const bool block = may_block && m_ready.empty() && m_deliveries.empty() &&
                        (m_stats.in_flight > 0 || m_sends_in_kernel > 0 || !m_sleep_heap.empty());
     submit(block);
     harvest();
@@ -943,9 +978,9 @@ void engine_core::handle_send(std::uint32_t index, std::int32_t res) {
         if (fs.socket.kind == socket_mode::datagram)
             fs.err_again = true; // a local error may also sit in the error queue
         if (s.state == slot_state::in_flight) {
-            if (s.op != nullptr)
-                s.op->m_result.error = std::error_code(-res, std::system_category());
-            end(index, ping_status::send_error);
+            ping_result r = result_for(index);
+            r.error = std::error_code(-res, std::system_category());
+            end(index, ping_status::send_error, std::move(r));
             return;
         }
     }
@@ -1373,16 +1408,14 @@ void engine_core::match_reply(ip_family family, const icmp_message& m, std::size
         end(*index, ping_status::timeout);
         return;
     }
-    if (s.op != nullptr) {
-        ping_result& r = s.op->m_result;
-        r.rtt = std::chrono::nanoseconds(rx_mono - s.tx_mono);
-        r.from = source;
-        r.ttl = static_cast<std::uint8_t>(std::clamp(ttl, 0, 255));
-        r.icmp_type = m.type;
-        r.icmp_code = m.code;
-        r.bytes = static_cast<std::uint32_t>(payload_length);
-    }
-    end(*index, ping_status::reply);
+    ping_result r = result_for(*index);
+    r.rtt = std::chrono::nanoseconds(rx_mono - s.tx_mono);
+    r.from = source;
+    r.ttl = static_cast<std::uint8_t>(std::clamp(ttl, 0, 255));
+    r.icmp_type = m.type;
+    r.icmp_code = m.code;
+    r.bytes = static_cast<std::uint32_t>(payload_length);
+    end(*index, ping_status::reply, std::move(r));
 }
 
 void engine_core::match_error(ip_family family, const icmp_message& m,
@@ -1402,18 +1435,16 @@ void engine_core::match_error(ip_family family, const icmp_message& m,
         return;
     }
     const ping_status status = local ? ping_status::send_error : error_status(family, type, code);
-    if (s.op != nullptr) {
-        ping_result& r = s.op->m_result;
-        r.rtt = std::chrono::nanoseconds(rx_mono - s.tx_mono);
-        r.from = reporter;
-        r.icmp_type = type;
-        r.icmp_code = code;
-        if (local)
-            r.error = std::error_code(EMSGSIZE, std::system_category());
-    }
+    ping_result r = result_for(*index);
+    r.rtt = std::chrono::nanoseconds(rx_mono - s.tx_mono);
+    r.from = reporter;
+    r.icmp_type = type;
+    r.icmp_code = code;
+    if (local)
+        r.error = std::error_code(EMSGSIZE, std::system_category());
     ICMPENGINE_LOG(matching, debug, "ICMP error type {} code {} from {} for ping to {}", type, code,
                    reporter.to_string(), destination.to_string());
-    end(*index, status);
+    end(*index, status, std::move(r));
 }
 
 // ----------------------------------------------------------- ending pings
@@ -1505,7 +1536,20 @@ void engine_core::expire_sleepers() {
         wake(*m_sleepers[m_sleep_heap.top().id], false);
 }
 
+ping_result engine_core::result_for(std::uint32_t index) const noexcept {
+    const slot& s = m_slots[index];
+    ping_result r;
+    r.from = s.target;
+    r.sequence = static_cast<std::uint16_t>(index & 0xffffu);
+    r.fake_dropped = s.fake_dropped;
+    return r;
+}
+
 void engine_core::end(std::uint32_t index, ping_status status) {
+    end(index, status, result_for(index));
+}
+
+void engine_core::end(std::uint32_t index, ping_status status, ping_result result) {
     slot& s = m_slots[index];
     if (s.state != slot_state::in_flight)
         return;
@@ -1533,38 +1577,56 @@ void engine_core::end(std::uint32_t index, ping_status status) {
         ++m_stats.cancelled;
         break;
     }
-    if (s.op != nullptr) {
-        s.op->m_result.status = status;
+    if (s.handler != nullptr) {
+        result.status = status;
         if (status == ping_status::timeout || status == ping_status::cancelled)
-            s.op->m_result.rtt = std::chrono::nanoseconds(0);
+            result.rtt = std::chrono::nanoseconds(0);
+        deliver(std::exchange(s.handler, nullptr), s.cookie, result);
     }
     // The kernel may still read the request's buffer until its send CQE: the
-    // slot (and the awaiter's resumption) waits for it.
+    // slot waits for it before it is reused. (The buffer is the engine's, so
+    // the result need not wait.)
     if (!s.send_pending)
         finish(index);
 }
 
 void engine_core::finish(std::uint32_t index) {
     slot& s = m_slots[index];
-    ping_op* op = std::exchange(s.op, nullptr);
     s.state = slot_state::free;
     m_free_slots.push_back(index);
     --m_slots_in_use;
-    if (op != nullptr) {
-        op->m_done = true;
-        op->m_slot = no_slot;
-        m_ready.push_back(op->m_waiter);
+}
+
+void engine_core::deliver(ping_handler* handler, std::uint64_t cookie, const ping_result& result) {
+    m_deliveries.push_back({handler, cookie, result});
+}
+
+void engine_core::deliver_results() {
+    // Handlers may start pings, and so end others (a full SQ is flushed and
+    // reaped at once): those go to m_deliveries while this batch is out.
+    while (!m_deliveries.empty()) {
+        std::swap(m_deliveries, m_delivering);
+        for (std::size_t i = 0; i < m_delivering.size(); ++i) {
+            const delivery& d = m_delivering[i];
+            if (d.handler == nullptr)
+                continue; // its ping_op was abandoned meanwhile
+            try {
+                d.handler->on_ping_result(d.cookie, d.result);
+            } catch (...) {
+                record_spawn_exception(std::current_exception());
+            }
+        }
+        m_delivering.clear();
     }
 }
 
 void engine_core::admit_waiting() {
     while (!m_waiting.empty() && m_slots_in_use < m_config.max_in_flight && !m_stopping) {
-        ping_op* op = m_waiting.front();
+        const ping_request request = m_waiting.front();
         m_waiting.pop_front();
-        op->m_waiting = false;
         --m_stats.waiting;
         const std::size_t before = m_waiting.size();
-        launch(*op);
+        launch(request, true);
         if (m_waiting.size() > before)
             break; // it went back to waiting: no usable slot yet
     }
@@ -1572,17 +1634,25 @@ void engine_core::admit_waiting() {
 
 void engine_core::abandon(ping_op& op) noexcept {
     // The coroutine frame holding `op` is being destroyed while its ping is
-    // still pending: the ping ends normally, with no one to resume.
-    if (op.m_waiting) {
-        auto it = std::find(m_waiting.begin(), m_waiting.end(), &op);
+    // still pending: the ping ends normally, with no one to tell.
+    if (op.m_slot == queued_slot) {
+        auto it = std::find_if(m_waiting.begin(), m_waiting.end(),
+                               [&](const ping_request& r) { return r.handler == &op; });
         if (it != m_waiting.end()) {
             m_waiting.erase(it);
             --m_stats.waiting;
         }
         return;
     }
-    if (op.m_slot < m_slots.size() && m_slots[op.m_slot].op == &op)
-        m_slots[op.m_slot].op = nullptr;
+    if (op.m_slot < m_slots.size() && m_slots[op.m_slot].handler == &op) {
+        m_slots[op.m_slot].handler = nullptr;
+        return;
+    }
+    // Ended, its result not yet delivered.
+    for (std::vector<delivery>* v : {&m_deliveries, &m_delivering})
+        for (delivery& d : *v)
+            if (d.handler == &op)
+                d.handler = nullptr;
 }
 
 // ---------------------------------------------------------- spawn / stop
@@ -1612,22 +1682,22 @@ void engine_core::sweep_spawned() {
 
 void engine_core::cancel_all() {
     while (!m_waiting.empty()) {
-        ping_op* op = m_waiting.front();
+        const ping_request request = m_waiting.front();
         m_waiting.pop_front();
-        op->m_waiting = false;
         --m_stats.waiting;
         ++m_stats.sent;
         ++m_stats.cancelled;
-        op->m_result.status = ping_status::cancelled;
-        op->m_result.error = make_error_code(errc::stopped);
-        op->m_done = true;
-        m_ready.push_back(op->m_waiter);
+        ping_result r;
+        r.from = request.target;
+        r.status = ping_status::cancelled;
+        r.error = make_error_code(errc::stopped);
+        deliver(request.handler, request.cookie, r);
     }
     for (std::uint32_t i = 0; i < m_slots.size(); ++i)
         if (m_slots[i].state == slot_state::in_flight) {
-            if (m_slots[i].op != nullptr)
-                m_slots[i].op->m_result.error = make_error_code(errc::stopped);
-            end(i, ping_status::cancelled);
+            ping_result r = result_for(i);
+            r.error = make_error_code(errc::stopped);
+            end(i, ping_status::cancelled, std::move(r));
         }
     while (!m_sleep_heap.empty())
         wake(*m_sleepers[m_sleep_heap.top().id], true);
@@ -1648,7 +1718,7 @@ void engine_core::stop() {
         run_ready();
         cancel_all();
         sweep_spawned();
-        if (m_ready.empty() && m_sends_in_kernel == 0)
+        if (m_ready.empty() && m_deliveries.empty() && m_sends_in_kernel == 0)
             break;
         if (m_ring_ready)
             turn(true);
@@ -1722,9 +1792,10 @@ engine::engine(engine_config config)
 
 engine::~engine() = default;
 
-task<ping_result> engine::ping(ip_address to, std::chrono::nanoseconds timeout,
-                               ping_options options) {
-    // Checked here, at the call, rather than when the lazy task first runs.
+namespace {
+
+void check_ping(const ip_address& to, std::chrono::nanoseconds timeout,
+                const ping_options& options) {
     if (timeout.count() <= 0)
         throw std::invalid_argument(fmt::format("ping to {}: timeout {} ns must be positive",
                                                 to.to_string(), timeout.count()));
@@ -1735,7 +1806,22 @@ task<ping_result> engine::ping(ip_address to, std::chrono::nanoseconds timeout,
         throw std::invalid_argument(fmt::format("ping to {}: payload size {} exceeds {} bytes",
                                                 to.to_string(), options.payload_size,
                                                 detail::max_payload_size));
+}
+
+} // namespace
+
+task<ping_result> engine::ping(ip_address to, std::chrono::nanoseconds timeout,
+                               ping_options options) {
+    // Checked here, at the call, rather than when the lazy task first runs.
+    check_ping(to, timeout, options);
     return m_core->ping(to, timeout, options);
+}
+
+void engine::start_ping(ip_address to, std::chrono::nanoseconds timeout, ping_handler& handler,
+                        std::uint64_t cookie, ping_options options) {
+    check_ping(to, timeout, options);
+    m_core->start(
+        detail::ping_request{to, timeout.count(), options.payload_size, &handler, cookie, nullptr});
 }
 
 void engine::drive(std::coroutine_handle<> root) {

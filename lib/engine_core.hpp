@@ -34,23 +34,38 @@ class engine_core;
 /// Longest accepted ping timeout: ten years, far from int64 overflow.
 inline constexpr std::int64_t max_timeout_ns = std::int64_t{10} * 365 * 24 * 3600 * 1'000'000'000;
 
-/// The awaiting side of one ping: lives in the ping coroutine's frame.
-/// Owns only what the coroutine reads back (the result); everything the
-/// kernel reads for the send lives in the engine (see send_buffer_pool).
-struct ping_op {
+/// One ping as it was asked for: what launch() needs to send it and whom
+/// to tell how it ended.
+struct ping_request {
+    ip_address target;
+    std::int64_t timeout_ns = 0;
+    std::uint32_t payload_size = 0;
+    ping_handler* handler = nullptr;
+    std::uint64_t cookie = 0;
+    /// Where the engine notes the ping's slot, or queued_slot while it waits
+    /// (ping_op's, so that an abandoned op can be found); may be null.
+    std::uint32_t* slot_out = nullptr;
+};
+
+inline constexpr std::uint32_t no_slot = 0xffffffffu;
+inline constexpr std::uint32_t queued_slot = 0xfffffffeu;
+
+/// The awaiting side of one ping: lives in the ping coroutine's frame. It is
+/// the ping's handler; its result is delivered like any other handler's
+/// and resumes the coroutine.
+struct ping_op final : ping_handler {
     engine_core* m_core = nullptr;
-    ip_address m_target;
-    std::int64_t m_timeout_ns = 0;
-    std::uint32_t m_payload_size = 0;
-    std::uint32_t m_slot = 0xffffffffu; ///< slot while registered
-    bool m_waiting = false;             ///< in the backpressure queue
+    ping_request m_request;
+    /// The slot while in flight and until the result is delivered;
+    /// queued_slot while waiting for one; no_slot before and after.
+    std::uint32_t m_slot = no_slot;
     bool m_done = false;
     std::coroutine_handle<> m_waiter;
     ping_result m_result;
 
     ping_op(engine_core& core, ip_address target, std::int64_t timeout_ns,
             std::uint32_t payload_size) noexcept
-        : m_core(&core), m_target(target), m_timeout_ns(timeout_ns), m_payload_size(payload_size) {}
+        : m_core(&core), m_request{target, timeout_ns, payload_size, this, 0, &m_slot} {}
     ping_op(const ping_op&) = delete;
     ping_op& operator=(const ping_op&) = delete;
     ~ping_op();
@@ -58,6 +73,7 @@ struct ping_op {
     bool await_ready() const noexcept { return false; }
     bool await_suspend(std::coroutine_handle<> h);
     ping_result await_resume() noexcept { return m_result; }
+    void on_ping_result(std::uint64_t cookie, const ping_result& result) override;
 };
 
 /// The awaiting side of engine::sleep_until: lives in the sleeping
@@ -118,7 +134,8 @@ enum class slot_state : std::uint8_t {
 enum class slot_outcome : std::uint8_t { none, reply, other };
 
 struct slot {
-    ping_op* op = nullptr; ///< null when abandoned or ended
+    ping_handler* handler = nullptr; ///< null when abandoned or ended
+    std::uint64_t cookie = 0;        ///< handed back to `handler`
     ip_address target;
     std::int64_t tx_mono = 0;  ///< send time, CLOCK_MONOTONIC ns
     std::int64_t deadline = 0; ///< CLOCK_MONOTONIC ns
@@ -130,6 +147,7 @@ struct slot {
     slot_outcome prev_outcome = slot_outcome::none; ///< of `generation - 1`
     bool send_pending = false;
     bool has_token = false;
+    bool fake_dropped = false; ///< by engine_config::fake_drop_probability
     std::uint8_t send_attempts = 0;
     std::uint8_t address_length = 0; ///< of the sockaddr in send_buffer
 };
@@ -212,9 +230,11 @@ class engine_core {
     const engine_config& config() const noexcept { return m_config; }
     std::optional<socket_mode> socket_kind(ip_family family) const noexcept;
 
-    // For ping_op.
+    // For ping_op and engine::start_ping.
     bool start(ping_op& op);
+    void start(const ping_request& request);
     void abandon(ping_op& op) noexcept;
+    void schedule(std::coroutine_handle<> h) { m_ready.push_back(h); }
 
     // For sleep_op (engine::sleep_until).
     task<bool> sleep(std::int64_t deadline, std::stop_token stop);
@@ -241,6 +261,12 @@ class engine_core {
         std::int32_t res;
         std::uint32_t flags;
     };
+    /// A result on its way to its handler (see run_ready()).
+    struct delivery {
+        ping_handler* handler; ///< null once abandoned
+        std::uint64_t cookie;
+        ping_result result;
+    };
     struct pending_send {
         std::uint32_t slot;
         std::int64_t timeout_ns; ///< -1: a resend, keep the deadline
@@ -252,7 +278,9 @@ class engine_core {
     io_uring_sqe* get_sqe();
     void submit(bool wait);
 
-    void launch(ping_op& op);
+    std::optional<ping_result> refusal(const ip_address& target);
+    void enqueue(const ping_request& request, bool front);
+    void launch(const ping_request& request, bool front = false);
     std::uint32_t alloc_slot(const ip_address& target, bool has_token);
     bool tokenless_conflict(std::uint32_t index, const ip_address& target) const noexcept;
     void flush_sends(bool submit_now);
@@ -287,7 +315,11 @@ class engine_core {
     void report_stray(stray_reply::kind what, const ip_address& from, std::uint16_t sequence);
     void expire();
     void expire_sleepers();
+    ping_result result_for(std::uint32_t index) const noexcept;
     void end(std::uint32_t index, ping_status status);
+    void end(std::uint32_t index, ping_status status, ping_result result);
+    void deliver(ping_handler* handler, std::uint64_t cookie, const ping_result& result);
+    void deliver_results();
     void finish(std::uint32_t index);
     void admit_waiting();
     void cancel_all();
@@ -318,7 +350,9 @@ class engine_core {
     std::vector<std::uint32_t> m_deferred_resends; ///< slots to send again next turn
     std::uint32_t m_sends_in_kernel = 0;
     send_buffer_pool m_send_buffers;
-    std::deque<ping_op*> m_waiting;
+    std::deque<ping_request> m_waiting; ///< in order, beyond max_in_flight
+    std::vector<delivery> m_deliveries;
+    std::vector<delivery> m_delivering; ///< the batch being delivered
 
     // The one timer.
     __kernel_timespec m_timer_ts{};

@@ -1,16 +1,17 @@
 // icmpengine::ping_all and icmpengine::engine_pool: see engine_pool.hpp.
 //
-// A fan-out is `window` worker coroutines that take target indices from a
-// shared source and ping them one after another: the number of coroutine
-// frames alive is bounded by the window, not by the number of targets.
+// A fan-out is one coroutine and no frame per ping: it starts `window`
+// pings with engine::start_ping and, as each result arrives, the next one,
+// taking target indices from a source (shared between the engines of a
+// pool). What stays per ping in flight is the engine's slot.
 #include "engine_core.hpp"
 
 #include <icmpengine/engine_pool.hpp>
-#include <icmpengine/when_all.hpp>
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <coroutine>
 #include <cstdint>
 #include <exception>
 #include <fmt/format.h>
@@ -97,53 +98,90 @@ class index_source {
 /// Where results go: an array indexed like the targets, or a callback.
 using result_sink = std::variant<std::span<ping_result>, const result_callback*>;
 
-struct ping_all_job {
-    engine& eng;
-    std::span<const ip_address> targets;
-    result_sink sink;
-    ping_all_options options;
-    index_source source;
-    std::exception_ptr callback_error{};
-    std::size_t callback_error_index = 0;
+class ping_all_job final : public ping_handler {
+  public:
+    ping_all_job(engine& eng, std::span<const ip_address> targets, result_sink sink,
+                 const ping_all_options& options, index_source source) noexcept
+        : m_eng(eng), m_targets(targets), m_sink(sink), m_options(options), m_source(source) {}
 
-    void deliver(std::size_t index, ping_result&& result) {
-        if (auto* array = std::get_if<std::span<ping_result>>(&sink)) {
-            (*array)[index] = std::move(result);
+    /// Starts the first window of pings; completes when every ping ended.
+    auto run() noexcept {
+        struct awaiter {
+            ping_all_job& m_job;
+            bool await_ready() {
+                m_job.fill();
+                return m_job.m_in_flight == 0;
+            }
+            void await_suspend(std::coroutine_handle<> h) noexcept { m_job.m_waiter = h; }
+            void await_resume() const noexcept {}
+        };
+        return awaiter{*this};
+    }
+
+    std::exception_ptr callback_error() const noexcept { return m_callback_error; }
+
+    void on_ping_result(std::uint64_t index, const ping_result& result) override {
+        --m_in_flight;
+        deliver(static_cast<std::size_t>(index), result);
+        fill();
+        if (m_in_flight == 0 && m_waiter)
+            std::exchange(m_waiter, {}).resume(); // last: the job may be gone after it
+    }
+
+  private:
+    void fill() {
+        while (m_in_flight < m_options.window && !m_exhausted) {
+            const std::size_t i = m_source.next();
+            if (i == no_index) {
+                m_exhausted = true;
+                break;
+            }
+            ++m_in_flight;
+            m_eng.start_ping(m_targets[i],
+                             m_options.timeouts.empty() ? m_options.timeout : m_options.timeouts[i],
+                             *this, i, m_options.ping);
+        }
+    }
+
+    void deliver(std::size_t index, const ping_result& result) {
+        if (auto* array = std::get_if<std::span<ping_result>>(&m_sink)) {
+            (*array)[index] = result;
             return;
         }
-        // A throwing callback must not stop its worker: the targets it would
-        // have taken next would never be pinged.
+        // A throwing callback must not stop the fan-out: the targets after
+        // it would never be pinged.
         try {
-            (*std::get<const result_callback*>(sink))(index, result);
+            (*std::get<const result_callback*>(m_sink))(index, result);
         } catch (...) {
-            if (!callback_error || index < callback_error_index) {
-                callback_error = std::current_exception();
-                callback_error_index = index;
+            if (!m_callback_error || index < m_callback_error_index) {
+                m_callback_error = std::current_exception();
+                m_callback_error_index = index;
             }
         }
     }
+
+    engine& m_eng;
+    std::span<const ip_address> m_targets;
+    result_sink m_sink;
+    ping_all_options m_options;
+    index_source m_source;
+    std::size_t m_in_flight = 0;
+    bool m_exhausted = false;
+    std::coroutine_handle<> m_waiter;
+    std::exception_ptr m_callback_error{};
+    std::size_t m_callback_error_index = 0;
 };
 
-task<void> ping_all_worker(ping_all_job& job) {
-    for (std::size_t i = job.source.next(); i != no_index; i = job.source.next())
-        job.deliver(i, co_await job.eng.ping(job.targets[i],
-                                             job.options.timeouts.empty() ? job.options.timeout
-                                                                          : job.options.timeouts[i],
-                                             job.options.ping));
-}
-
 /// `owned_callback` keeps a callback given by value alive in this frame.
-task<void> run_ping_all(ping_all_job job, std::optional<result_callback> owned_callback) {
+task<void> run_ping_all(engine& eng, std::span<const ip_address> targets, result_sink sink,
+                        ping_all_options options, index_source source,
+                        std::optional<result_callback> owned_callback) {
     if (owned_callback)
-        job.sink = &*owned_callback;
-    const std::size_t workers = std::min<std::size_t>(job.options.window, job.targets.size());
-    std::vector<task<void>> tasks;
-    tasks.reserve(workers);
-    for (std::size_t w = 0; w < workers; ++w)
-        tasks.push_back(ping_all_worker(job));
-    co_await when_all(std::move(tasks));
-    if (job.callback_error)
-        std::rethrow_exception(job.callback_error);
+        sink = &*owned_callback;
+    ping_all_job job(eng, targets, sink, options, source);
+    co_await job.run();
+    if (job.callback_error())
+        std::rethrow_exception(job.callback_error());
 }
 
 } // namespace
@@ -152,8 +190,7 @@ task<void> ping_all(engine& eng, std::span<const ip_address> targets,
                     std::span<ping_result> results, const ping_all_options& options) {
     validate(options, targets.size());
     require_same_size(targets.size(), results.size());
-    return run_ping_all(ping_all_job{eng, targets, results, options, index_source(targets.size())},
-                        std::nullopt);
+    return run_ping_all(eng, targets, results, options, index_source(targets.size()), std::nullopt);
 }
 
 task<void> ping_all(engine& eng, std::span<const ip_address> targets, result_callback on_result,
@@ -161,9 +198,8 @@ task<void> ping_all(engine& eng, std::span<const ip_address> targets, result_cal
     validate(options, targets.size());
     if (!on_result)
         throw std::invalid_argument("ping_all: the result callback is empty");
-    return run_ping_all(
-        ping_all_job{eng, targets, result_sink{}, options, index_source(targets.size())},
-        std::move(on_result));
+    return run_ping_all(eng, targets, result_sink{}, options, index_source(targets.size()),
+                        std::move(on_result));
 }
 
 // ------------------------------------------------------------ engine_pool
@@ -291,9 +327,8 @@ struct engine_pool::impl {
         // large enough that the shared cursor is touched rarely.
         const std::size_t block = std::clamp<std::size_t>(options.window, 16, 4096);
         const job_fn fn = [&](engine& eng, std::size_t) {
-            eng.run(run_ping_all(ping_all_job{eng, targets, sink, options,
-                                              index_source(cursor, targets.size(), block)},
-                                 std::nullopt));
+            eng.run(run_ping_all(eng, targets, sink, options,
+                                 index_source(cursor, targets.size(), block), std::nullopt));
         };
         run_on_all(fn);
     }

@@ -1,10 +1,12 @@
 // ping_fanout / ping_series: see ping_series.hpp for the contract.
 //
 // Structure: the fan-out starts one series coroutine per target; a series
-// starts one coroutine per ping, so that ping k + 1 leaves on schedule while
-// ping k still waits for its reply. Each parent joins its children before it
-// ends (task_group below): nothing is detached, and no child outlives the
-// frame it reports into.
+// starts its pings frame-free (engine::start_ping, with the fan-out's state
+// as their handler), so that ping k + 1 leaves on schedule while ping k
+// still waits for its reply, and a ping costs no coroutine frame. Each
+// parent joins its children, series or pings, before it ends (task_group
+// below): nothing is detached, and no child outlives the frame it reports
+// into.
 #include <icmpengine/ping_series.hpp>
 
 #include "engine_core.hpp" // max_timeout_ns
@@ -209,7 +211,28 @@ void validate(const fanout_options& o) {
 
 } // namespace
 
-struct ping_fanout::state {
+/// The time ping 0 of a series counts from when the fan-out is unpaced: its
+/// send time rounded up to a grid shared by every series (a tenth of the
+/// period, at most 1 ms). Series started in one burst then wake on a few
+/// common deadlines per period instead of each on its own, which is what an
+/// unpaced fan-out's CPU time is mostly made of; no gap between two pings of
+/// a series is shorter than the period, and none longer by more than the grid.
+steady::time_point aligned_start(steady::time_point sent, std::chrono::nanoseconds period) {
+    const auto grid =
+        std::chrono::duration_cast<steady::duration>(std::clamp<std::chrono::nanoseconds>(
+            period / 10, std::chrono::nanoseconds(1), std::chrono::milliseconds(1)));
+    const auto since_epoch = sent.time_since_epoch();
+    const auto rounded = (since_epoch + grid - steady::duration(1)) / grid * grid;
+    return steady::time_point(rounded);
+}
+
+struct ping_fanout::state final : ping_handler {
+    /// A ping in flight: whose it is (the cookie is its index in `pings`).
+    struct ping_ref {
+        std::size_t series;
+        std::uint64_t k;
+    };
+
     fanout_options options;
     std::vector<series_result> series;
     /// (address, index in `series`), sorted by address: finds the series a
@@ -218,6 +241,10 @@ struct ping_fanout::state {
     std::stop_source stop;
     fanout_progress progress;
     std::optional<send_pacer> pacer; ///< with a global pace
+    /// Per series while it runs: the group its pings report to.
+    std::vector<task_group*> ping_groups;
+    std::vector<ping_ref> pings;           ///< by cookie
+    std::vector<std::uint64_t> free_pings; ///< cookies to reuse
     bool ran = false;
 
     void record(std::size_t i, std::uint64_t k, const ping_result& result) {
@@ -254,26 +281,52 @@ struct ping_fanout::state {
             options.on_ping(ping_event{i, k, result, s});
     }
 
+    /// Starts ping k of series i; its result comes to on_ping_result().
+    void start_ping(engine& eng, std::size_t i, std::uint64_t k) {
+        series_result& s = series[i];
+        const series_options& o = options.series;
+        std::uint64_t cookie = pings.size();
+        if (free_pings.empty()) {
+            pings.push_back({i, k});
+        } else {
+            cookie = free_pings.back();
+            free_pings.pop_back();
+            pings[static_cast<std::size_t>(cookie)] = {i, k};
+        }
+        if (o.keep_results)
+            s.results.emplace_back();
+        try {
+            eng.start_ping(s.target, o.timeout, *this, cookie, o.ping);
+        } catch (...) {
+            if (o.keep_results)
+                s.results.pop_back();
+            free_pings.push_back(cookie);
+            throw;
+        }
+        ++s.started;
+        ++s.in_flight;
+        ++progress.sent;
+        ++progress.in_flight;
+        ping_groups[i]->started();
+    }
+
+    void on_ping_result(std::uint64_t cookie, const ping_result& result) override {
+        const ping_ref ref = pings[static_cast<std::size_t>(cookie)];
+        free_pings.push_back(cookie);
+        task_group& group = *ping_groups[ref.series];
+        try {
+            record(ref.series, ref.k, result);
+        } catch (...) {
+            group.record(std::current_exception()); // the series ends at its next step
+        }
+        // Last: the series (and, through it, the fan-out) may end here.
+        group.finished().resume();
+    }
+
     // Static: a group_child's promise takes the task_group as the first
     // parameter, which for a member coroutine would be the object.
-    static group_child ping_one(task_group& group, state& st, engine& eng, std::size_t i,
-                                std::uint64_t k);
     static group_child run_series(task_group& parent, state& st, engine& eng, std::size_t i);
 };
-
-group_child ping_fanout::state::ping_one(task_group& /*group*/, state& st, engine& eng,
-                                         std::size_t i, std::uint64_t k) {
-    series_result& s = st.series[i];
-    const series_options& o = st.options.series;
-    ++s.started;
-    ++s.in_flight;
-    ++st.progress.sent;
-    ++st.progress.in_flight;
-    if (o.keep_results)
-        s.results.emplace_back();
-    const ping_result result = co_await eng.ping(s.target, o.timeout, o.ping);
-    st.record(i, k, result);
-}
 
 group_child ping_fanout::state::run_series(task_group& /*parent*/, state& st, engine& eng,
                                            std::size_t i) {
@@ -281,6 +334,7 @@ group_child ping_fanout::state::run_series(task_group& /*parent*/, state& st, en
     const std::stop_token stop = st.stop.get_token();
     const bool paced = st.pacer.has_value();
     task_group pings;
+    st.ping_groups[i] = &pings;
     std::exception_ptr error;
     bool holding_turn = false;
     try {
@@ -303,7 +357,7 @@ group_child ping_fanout::state::run_series(task_group& /*parent*/, state& st, en
             if (paced ? !co_await st.pacer->take_turn(eng, stop) : stop.stop_requested())
                 break;
             holding_turn = paced;
-            ping_one(pings, st, eng, i, k).start();
+            st.start_ping(eng, i, k);
             // Measured once the ping is on its way: the engine's first ping
             // also sets up the ring and the socket, which must not shorten
             // the gap to the next one.
@@ -312,7 +366,7 @@ group_child ping_fanout::state::run_series(task_group& /*parent*/, state& st, en
                 st.pacer->sent();
             }
             if (k == 0)
-                t0 = steady::now();
+                t0 = paced ? steady::now() : aligned_start(steady::now(), o.period);
             if (pings.error())
                 break;
         }
@@ -368,6 +422,7 @@ ping_fanout::ping_fanout(std::span<const ip_address> targets, fanout_options opt
         st.by_address.emplace_back(st.series[i].target, i);
     std::sort(st.by_address.begin(), st.by_address.end());
     st.progress.targets = st.series.size();
+    st.ping_groups.resize(st.series.size());
     if (st.options.pace.count() > 0)
         st.pacer.emplace(st.options.pace);
 }

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <ctime>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
 #include <net/if.h>
@@ -107,6 +108,7 @@ class send_capture {
         // Room for thousands of packets (each also seen incoming on lo).
         const int room = 64 << 20;
         REQUIRE(::setsockopt(m_fd, SOL_SOCKET, SO_RCVBUFFORCE, &room, sizeof room) == 0);
+        wait_for_transmit_stamps();
     }
     ~send_capture() { ::close(m_fd); }
     send_capture(const send_capture&) = delete;
@@ -147,6 +149,54 @@ class send_capture {
     }
 
   private:
+    static std::int64_t realtime_ns() {
+        timespec ts{};
+        ::clock_gettime(CLOCK_REALTIME, &ts);
+        return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+    }
+
+    /// SO_TIMESTAMPNS turns on the kernel's packet timestamps through a
+    /// deferred work item: packets that leave before it ran carry no stamp
+    /// and get the time they are read instead (seen as requests 150 ms out
+    /// of order). Sends UDP probes on lo until one is stamped before it is
+    /// read (the probes are no echo requests: requests() skips them).
+    void wait_for_transmit_stamps() {
+        const int probe = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        REQUIRE(probe >= 0);
+        sockaddr_in to{};
+        to.sin_family = AF_INET;
+        to.sin_port = htons(9);
+        to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        bool live = false;
+        for (int attempt = 0; attempt < 1000 && !live; ++attempt) {
+            REQUIRE(::sendto(probe, "x", 1, 0, reinterpret_cast<const sockaddr*>(&to), sizeof to) ==
+                    1);
+            ::usleep(1000);
+            const std::int64_t before_read = realtime_ns();
+            for (;;) {
+                unsigned char packet[2048];
+                alignas(cmsghdr) unsigned char control[256];
+                iovec iov{packet, sizeof packet};
+                msghdr msg{};
+                msg.msg_iov = &iov;
+                msg.msg_iovlen = 1;
+                msg.msg_control = control;
+                msg.msg_controllen = sizeof control;
+                if (::recvmsg(m_fd, &msg, MSG_DONTWAIT) <= 0)
+                    break;
+                for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c))
+                    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+                        timespec ts{};
+                        std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
+                        live = live ||
+                               std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec < before_read;
+                    }
+            }
+        }
+        ::close(probe);
+        REQUIRE(live);
+    }
+
     int m_fd = -1;
 };
 
@@ -373,6 +423,8 @@ TEST_CASE("single-shot mode retries after a timeout and stops at the first reply
     CHECK(took < 150ms + timing_slack);
     const auto at = sent.requests(); // three attempts to 127.0.0.8, one ping to ::1
     REQUIRE(at.size() == 4);
+    INFO("send times (ns): " << at[0].count() << " " << at[1].count() << " " << at[2].count() << " "
+                             << at[3].count());
     CHECK(at[2] - at[1] >= 50ms - send_jitter);
     CHECK(at[3] - at[2] >= 50ms - send_jitter);
     const series_result& alive = fan.series()[1];

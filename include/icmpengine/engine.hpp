@@ -146,6 +146,26 @@ struct engine_stats {
     std::uint64_t submissions = 0;       ///< io_uring_enter calls that submitted work
 };
 
+/// Receives the results of pings started with engine::start_ping: the
+/// frame-free way to ping, for fan-outs over so many targets that a
+/// coroutine frame per ping would be most of the memory and time (ping_all
+/// and ping_fanout use it).
+class ping_handler {
+  public:
+    /// Called exactly once per ping started with this handler, from inside
+    /// engine::run() (never from inside start_ping itself), with the cookie
+    /// given to start_ping. It may start further pings. An exception it
+    /// throws is rethrown by run() once run()'s task has completed (as for a
+    /// spawned task); the other results are still delivered.
+    virtual void on_ping_result(std::uint64_t cookie, const ping_result& result) = 0;
+
+  protected:
+    ping_handler() = default;
+    ping_handler(const ping_handler&) = default;
+    ping_handler& operator=(const ping_handler&) = default;
+    ~ping_handler() = default;
+};
+
 namespace detail {
 class engine_core;
 struct engine_access;
@@ -174,6 +194,15 @@ class ICMPENGINE_API engine {
     /// out of range. Never throws for network failures: those are results.
     task<ping_result> ping(ip_address to, std::chrono::nanoseconds timeout,
                            ping_options options = {});
+
+    /// The same ping without a coroutine: `handler.on_ping_result(cookie,
+    /// result)` receives its result, exactly once, from inside run(). What
+    /// stays per ping in flight is the engine's own state (about 100 bytes),
+    /// not a coroutine frame. Pings beyond max_in_flight wait their turn as
+    /// ping()'s do; after stop() they end as `cancelled`. The handler must
+    /// outlive the ping. Throws std::invalid_argument as ping() does.
+    void start_ping(ip_address to, std::chrono::nanoseconds timeout, ping_handler& handler,
+                    std::uint64_t cookie, ping_options options = {});
 
     /// Drives the event loop until `t` completes; returns its value or
     /// rethrows its exception. Also rethrows the first exception that escaped

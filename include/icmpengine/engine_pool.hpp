@@ -28,9 +28,10 @@ struct ping_all_options {
     /// The span must outlive the fan-out.
     std::span<const std::chrono::nanoseconds> timeouts{};
     ping_options ping{};
-    /// Pings in flight at most, per engine (at least 1). A fan-out keeps this
-    /// many coroutines, whatever the number of targets, so its memory does
-    /// not grow with them. A few hundred suit a fast network: on loopback 16
+    /// Pings in flight at most, per engine (at least 1). A fan-out has no
+    /// coroutine frame per ping (engine::start_ping), so what it holds grows
+    /// with the window, not with the number of targets: about 100 bytes of
+    /// engine state per ping in flight. A few hundred suit a fast network: on loopback 16
     /// to 4096 perform alike, while all 60,000 at once is 5-10 % slower and
     /// holds ~40 MB more (bench/README.md). For slow or lossy paths raise it
     /// to about rate x RTT, or pings spend the time waiting for a free

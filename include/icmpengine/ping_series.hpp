@@ -28,7 +28,12 @@ struct series_options {
     std::uint64_t count = 1;
     /// Ping k is sent at t0 + k * period, where t0 is when ping 0 was sent,
     /// whether or not earlier pings have been answered yet (fping -p).
-    /// Must be positive when more than one ping is sent on a schedule.
+    /// In an unpaced fan-out t0 is rounded up to a grid shared by all
+    /// targets (a tenth of the period, at most 1 ms), so that the targets'
+    /// pings leave together and the engine wakes a few times per period,
+    /// not once per target; no two pings of a target are ever closer than
+    /// the period. Must be positive when more than one ping is sent on a
+    /// schedule.
     std::chrono::nanoseconds period = std::chrono::seconds(1);
     /// How long each ping waits for its reply (fping -t); 10 us .. days.
     std::chrono::nanoseconds timeout = std::chrono::seconds(1);
