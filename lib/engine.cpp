@@ -220,7 +220,9 @@ void ping_op::on_ping_result(std::uint64_t /*cookie*/, const ping_result& result
     m_result = result;
     m_done = true;
     m_slot = no_slot;
-    m_core->schedule(m_waiter);
+    // Resumed here, not queued: between a delivery and a later resumption
+    // the task could be destroyed, leaving a handle to a freed frame.
+    m_waiter.resume();
 }
 
 // -------------------------------------------------------------- sleep_op
@@ -1641,14 +1643,14 @@ void engine_core::abandon(ping_op& op) noexcept {
         if (it != m_waiting.end()) {
             m_waiting.erase(it);
             --m_stats.waiting;
+            return;
         }
-        return;
-    }
-    if (op.m_slot < m_slots.size() && m_slots[op.m_slot].handler == &op) {
+    } else if (op.m_slot < m_slots.size() && m_slots[op.m_slot].handler == &op) {
         m_slots[op.m_slot].handler = nullptr;
         return;
     }
-    // Ended, its result not yet delivered.
+    // Ended (in flight, or cancelled while queued), its result not yet
+    // delivered.
     for (std::vector<delivery>* v : {&m_deliveries, &m_delivering})
         for (delivery& d : *v)
             if (d.handler == &op)

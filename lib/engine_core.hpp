@@ -234,7 +234,6 @@ class engine_core {
     bool start(ping_op& op);
     void start(const ping_request& request);
     void abandon(ping_op& op) noexcept;
-    void schedule(std::coroutine_handle<> h) { m_ready.push_back(h); }
 
     // For sleep_op (engine::sleep_until).
     task<bool> sleep(std::int64_t deadline, std::stop_token stop);

@@ -16,17 +16,22 @@
 #include <chrono>
 #include <coroutine>
 #include <cstring>
+#include <exception>
+#include <functional>
 #include <map>
 #include <netinet/in.h>
+#include <optional>
 #include <poll.h>
 #include <random>
 #include <set>
+#include <stdexcept>
 #include <stop_token>
 #include <string>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
+#include <utility>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -515,6 +520,528 @@ TEST_CASE("backpressure: beyond max_in_flight, ping() waits for a slot", "[engin
     CHECK(max_seen <= 16);
     CHECK(max_seen >= 1);
     require_balanced(eng.stats());
+}
+
+namespace {
+
+/// A ping_handler for engine::start_ping that keeps every result by cookie
+/// and checks where it is called from: start() and run() mark their spans,
+/// and results that arrive inside start_ping or outside run() are counted.
+/// `then` runs after each result is recorded; it may start further pings or
+/// throw. A coroutine waits for results with `co_await arrivals(n)`: the
+/// n-th result resumes it from inside the handler, and so from inside run().
+class result_collector final : public icmpengine::ping_handler {
+  public:
+    result_collector() = default;
+    result_collector(const result_collector&) = delete;
+    result_collector& operator=(const result_collector&) = delete;
+    ~result_collector() = default;
+
+    void start(engine& e, ip_address to, std::chrono::nanoseconds timeout, std::uint64_t cookie,
+               icmpengine::ping_options options = {}) {
+        struct span {
+            int& depth;
+            ~span() { --depth; }
+        } inside{++m_starting};
+        e.start_ping(to, timeout, *this, cookie, options);
+    }
+
+    template <typename T>
+    T run(engine& e, task<T> t) {
+        struct span {
+            bool& flag;
+            ~span() { flag = false; }
+        } inside{m_running = true};
+        return e.run(std::move(t));
+    }
+
+    struct arrival {
+        result_collector& c;
+        std::size_t n;
+        bool await_ready() const noexcept { return c.m_delivered >= n; }
+        void await_suspend(std::coroutine_handle<> h) noexcept {
+            c.m_waiter = h;
+            c.m_wanted = n;
+        }
+        void await_resume() const noexcept {}
+    };
+    /// Resumes the awaiting coroutine once `n` results have arrived in all.
+    arrival arrivals(std::size_t n) noexcept { return {*this, n}; }
+    task<void> wait_for(std::size_t n) { co_await arrivals(n); }
+
+    void on_ping_result(std::uint64_t cookie, const ping_result& result) override {
+        m_inside_start += m_starting > 0 ? 1 : 0;
+        m_outside_run += m_running ? 0 : 1;
+        m_results[cookie].push_back(result);
+        m_order.push_back(cookie);
+        ++m_delivered;
+        std::exception_ptr error;
+        if (then) {
+            try {
+                then(cookie, result);
+            } catch (...) {
+                error = std::current_exception();
+            }
+        }
+        if (m_waiter && m_delivered >= m_wanted)
+            std::exchange(m_waiter, {}).resume();
+        if (error)
+            std::rethrow_exception(error);
+    }
+
+    /// Each cookie in [first, first + n) got exactly one result, nothing else
+    /// arrived, and nothing arrived inside start_ping.
+    void require_each_once(std::uint64_t first, std::size_t n) const {
+        CHECK(m_inside_start == 0);
+        REQUIRE(m_delivered == n);
+        REQUIRE(m_results.size() == n);
+        for (const auto& [cookie, results] : m_results) {
+            INFO("cookie " << cookie);
+            REQUIRE(cookie - first < n);
+            REQUIRE(results.size() == 1);
+        }
+    }
+
+    const ping_result& result(std::uint64_t cookie) const {
+        INFO("cookie " << cookie);
+        REQUIRE(m_results.count(cookie) == 1);
+        return m_results.at(cookie).front();
+    }
+    std::size_t delivered() const noexcept { return m_delivered; }
+    std::size_t outside_run() const noexcept { return m_outside_run; }
+    /// Cookies in the order their results arrived.
+    const std::vector<std::uint64_t>& order() const noexcept { return m_order; }
+
+    std::function<void(std::uint64_t, const ping_result&)> then;
+
+  private:
+    std::map<std::uint64_t, std::vector<ping_result>> m_results;
+    std::vector<std::uint64_t> m_order;
+    std::size_t m_delivered = 0;
+    std::size_t m_inside_start = 0;
+    std::size_t m_outside_run = 0;
+    int m_starting = 0;
+    bool m_running = false;
+    std::coroutine_handle<> m_waiter;
+    std::size_t m_wanted = 0;
+};
+
+/// Another host: a second namespace behind a veth pair. Here 198.18.7.1 and
+/// 2001:db8:7::1, there 198.18.7.2 and 2001:db8:7::2 (it answers pings), and
+/// 198.18.8.0/24 and 2001:db8:8::/64 routed through it into blackhole
+/// routes: pings to those vanish without an ICMP error and time out. These
+/// benchmarking / documentation prefixes exist only inside our namespaces.
+class silent_peer {
+  public:
+    silent_peer() {
+        testing::run("ip link add veth-h type veth peer name veth-p");
+        testing::run("ip link set veth-p netns " + std::to_string(m_peer.pid()));
+        m_peer.exec("ip addr add 198.18.7.2/24 dev veth-p && "
+                    "ip -6 addr add 2001:db8:7::2/64 dev veth-p nodad && ip link set veth-p up && "
+                    "sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 "
+                    "net.ipv4.icmp_ratelimit=0 net.ipv6.icmp.ratelimit=0 && "
+                    "ip route add blackhole 198.18.8.0/24 && "
+                    "ip -6 route add blackhole 2001:db8:8::/64");
+        testing::run("ip addr add 198.18.7.1/24 dev veth-h && "
+                     "ip -6 addr add 2001:db8:7::1/64 dev veth-h nodad && ip link set veth-h up && "
+                     "ip route add 198.18.8.0/24 via 198.18.7.2 && "
+                     "ip -6 route add 2001:db8:8::/64 via 2001:db8:7::2");
+        // Resolve the neighbours both ways first: a burst sent while ARP / ND
+        // is pending would overflow the kernel's queue of unresolved packets.
+        engine warm;
+        for (const ping_result& r :
+             warm.run(ping_all(warm, {addr("198.18.7.2"), addr("2001:db8:7::2")}, 5s)))
+            REQUIRE(r.status == ping_status::reply);
+    }
+    ~silent_peer() {
+        try {
+            testing::run("ip link del veth-h");
+        } catch (...) {
+            // The peer's end goes with its namespace anyway.
+        }
+    }
+    silent_peer(const silent_peer&) = delete;
+    silent_peer& operator=(const silent_peer&) = delete;
+
+  private:
+    testing::peer_netns m_peer;
+};
+
+} // namespace
+
+TEST_CASE("start_ping: 1000 pings, each result delivered once, from run(), never from start_ping",
+          "[engine][start_ping]") {
+    silent_peer peer;
+    const std::array<ip_address, 6> answering{addr("127.0.0.1"),  addr("::1"),
+                                              addr("198.18.7.1"), addr("2001:db8:7::1"),
+                                              addr("198.18.7.2"), addr("2001:db8:7::2")};
+    constexpr std::size_t n = 1000;
+    // Cookies are handed back whole: use all 64 bits.
+    constexpr std::uint64_t first = 0xc0ffee0000000000u;
+    auto silent = [](std::size_t i) { return i % 50 == 49; };
+    std::vector<ip_address> targets;
+    for (std::size_t i = 0; i < n; ++i) {
+        if (silent(i))
+            targets.push_back(i % 100 == 99 ? addr("2001:db8:8::1")
+                                            : ip_address::from_v4(static_cast<std::uint32_t>(
+                                                  0xc6120801u + i % 200)));
+        else if (i % 7 == 6)
+            targets.push_back(loopback_v4(static_cast<std::uint32_t>(i)));
+        else
+            targets.push_back(answering[i % 7]);
+    }
+    result_collector c; // declared first: it outlives the engine
+    engine eng;
+    for (std::size_t i = 0; i < n; ++i)
+        c.start(eng, targets[i], silent(i) ? 300ms : 5s, first + i);
+    CHECK(c.delivered() == 0);
+    CHECK(eng.stats().sent == n);
+    c.run(eng, c.wait_for(n));
+    c.require_each_once(first, n);
+    CHECK(c.outside_run() == 0);
+    std::size_t silent_count = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        const ping_result& r = c.result(first + i);
+        INFO("ping " << i << " to " << targets[i].to_string() << ": " << to_string(r.status));
+        CHECK(r.from == targets[i]);
+        if (silent(i)) {
+            ++silent_count;
+            CHECK(r.status == ping_status::timeout);
+            CHECK(r.rtt == 0ns);
+        } else {
+            CHECK(r.status == ping_status::reply);
+            CHECK(r.rtt > 0ns);
+            CHECK(r.bytes == 56);
+        }
+    }
+    const engine_stats s = eng.stats();
+    CHECK(s.sent == n);
+    CHECK(s.replies == n - silent_count);
+    CHECK(s.timeouts == silent_count);
+    CHECK(s.late_replies == 0);
+    CHECK(s.invalid_packets == 0);
+    require_balanced(s);
+}
+
+TEST_CASE("start_ping: a handler starting the next ping from on_ping_result",
+          "[engine][start_ping]") {
+    // Eight chains of 50 pings each; every result starts its chain's next ping.
+    constexpr std::uint64_t chains = 8;
+    constexpr std::uint64_t steps = 50;
+    auto target_of = [](std::uint64_t cookie) {
+        const std::uint64_t chain = cookie / steps;
+        return chain % 2 ? addr("::1") : loopback_v4(static_cast<std::uint32_t>(cookie));
+    };
+    result_collector c;
+    engine eng;
+    std::uint64_t max_in_flight = 0;
+    c.then = [&](std::uint64_t cookie, const ping_result& r) {
+        max_in_flight = std::max(max_in_flight, eng.stats().in_flight);
+        if (r.status == ping_status::reply && cookie % steps + 1 < steps)
+            c.start(eng, target_of(cookie + 1), 2s, cookie + 1);
+    };
+    for (std::uint64_t chain = 0; chain < chains; ++chain)
+        c.start(eng, target_of(chain * steps), 2s, chain * steps);
+    c.run(eng, c.wait_for(chains * steps));
+    c.require_each_once(0, chains * steps);
+    CHECK(c.outside_run() == 0);
+    for (std::uint64_t cookie = 0; cookie < chains * steps; ++cookie) {
+        const ping_result& r = c.result(cookie);
+        INFO("cookie " << cookie);
+        CHECK(r.status == ping_status::reply);
+        CHECK(r.from == target_of(cookie));
+    }
+    // One ping per chain at a time: a chain's next ping starts only after
+    // its previous one ended.
+    CHECK(max_in_flight < chains);
+    const engine_stats s = eng.stats();
+    CHECK(s.replies == chains * steps);
+    require_balanced(s);
+}
+
+TEST_CASE("start_ping: beyond max_in_flight pings wait their turn", "[engine][start_ping]") {
+    constexpr std::uint64_t window = 4;
+    constexpr std::size_t n = 100;
+    result_collector c;
+    engine eng({.max_in_flight = window});
+    std::uint64_t max_in_flight = 0;
+    std::uint64_t max_waiting = 0;
+    c.then = [&](std::uint64_t, const ping_result&) {
+        const engine_stats s = eng.stats();
+        max_in_flight = std::max(max_in_flight, s.in_flight);
+        max_waiting = std::max(max_waiting, s.waiting);
+    };
+    std::vector<ip_address> targets;
+    for (std::size_t i = 0; i < n; ++i)
+        targets.push_back(i % 2 ? addr("::1") : loopback_v4(static_cast<std::uint32_t>(i)));
+    for (std::size_t i = 0; i < n; ++i)
+        c.start(eng, targets[i], 5s, i);
+    const engine_stats queued = eng.stats();
+    CHECK(queued.sent == window);
+    CHECK(queued.in_flight == window);
+    CHECK(queued.waiting == n - window);
+    CHECK(c.delivered() == 0);
+    c.run(eng, c.wait_for(n));
+    c.require_each_once(0, n);
+    CHECK(c.outside_run() == 0);
+    for (std::size_t i = 0; i < n; ++i) {
+        INFO("ping " << i);
+        CHECK(c.result(i).status == ping_status::reply);
+        CHECK(c.result(i).from == targets[i]);
+    }
+    CHECK(max_in_flight <= window);
+    CHECK(max_waiting > 0);
+    // In turn: ping k is admitted only when at most window - 1 of the pings
+    // before it are still in flight, so at least k - (window - 1) results
+    // arrive before its own.
+    for (std::size_t pos = 0; pos < c.order().size(); ++pos) {
+        const std::uint64_t cookie = c.order()[pos];
+        INFO("ping " << cookie << " delivered as result " << pos);
+        CHECK(pos + window - 1 >= cookie);
+    }
+    const engine_stats s = eng.stats();
+    CHECK(s.sent == n);
+    CHECK(s.replies == n);
+    require_balanced(s);
+}
+
+TEST_CASE("start_ping: coroutine pings and start_ping share one engine and its slots",
+          "[engine][start_ping]") {
+    constexpr std::uint64_t window = 8;
+    constexpr std::size_t n = 300;
+    result_collector c;
+    engine eng({.max_in_flight = window});
+    std::uint64_t max_in_flight = 0;
+    c.then = [&](std::uint64_t, const ping_result&) {
+        max_in_flight = std::max(max_in_flight, eng.stats().in_flight);
+    };
+    std::vector<ip_address> targets;
+    for (std::size_t i = 0; i < n; ++i)
+        targets.push_back(i % 3 == 0 ? addr("::1") : loopback_v4(static_cast<std::uint32_t>(i)));
+    auto scenario = [&](engine& e) -> task<std::vector<ping_result>> {
+        // Half of the handler's pings before the coroutines' and half after:
+        // all of them queue for the same eight slots.
+        for (std::size_t i = 0; i < n / 2; ++i)
+            c.start(e, targets[i], 5s, i);
+        std::vector<task<ping_result>> pings;
+        for (std::size_t i = 0; i < n; ++i)
+            pings.push_back(e.ping(targets[i], 5s));
+        e.spawn([](engine& e2, result_collector& rc, const std::vector<ip_address>& t,
+                   std::size_t from) -> task<void> {
+            for (std::size_t i = from; i < t.size(); ++i)
+                rc.start(e2, t[i], 5s, i);
+            co_return;
+        }(e, c, targets, n / 2));
+        auto results = co_await icmpengine::when_all(std::move(pings));
+        co_await c.arrivals(n);
+        co_return results;
+    };
+    const std::vector<ping_result> coroutine_results = c.run(eng, scenario(eng));
+    c.require_each_once(0, n);
+    CHECK(c.outside_run() == 0);
+    REQUIRE(coroutine_results.size() == n);
+    for (std::size_t i = 0; i < n; ++i) {
+        INFO("ping " << i);
+        CHECK(coroutine_results[i].status == ping_status::reply);
+        CHECK(coroutine_results[i].from == targets[i]);
+        CHECK(c.result(i).status == ping_status::reply);
+        CHECK(c.result(i).from == targets[i]);
+    }
+    CHECK(max_in_flight <= window);
+    const engine_stats s = eng.stats();
+    CHECK(s.sent == 2 * n);
+    CHECK(s.replies == 2 * n);
+    require_balanced(s);
+}
+
+TEST_CASE("start_ping: stop() ends pings in flight and queued as cancelled, later ones too",
+          "[engine][start_ping][stop]") {
+    // ::1 ignores echo requests: its pings stay in flight until stopped.
+    testing::scoped_sysctl ignore6("net.ipv6.icmp.echo_ignore_all", "1");
+    constexpr std::uint64_t window = 16;
+    constexpr std::size_t n = 100;
+    auto require_cancelled = [](const ping_result& r, const ip_address& to) {
+        CHECK(r.status == ping_status::cancelled);
+        CHECK(r.error == icmpengine::errc::stopped);
+        CHECK(r.rtt == 0ns);
+        CHECK(r.from == to);
+    };
+
+    SECTION("stop() from a coroutine inside run(); start_ping after it, inside and outside run()") {
+        result_collector c;
+        engine eng({.max_in_flight = window});
+        for (std::size_t i = 0; i < n; ++i)
+            c.start(eng, addr("::1"), 1h, i);
+        auto scenario = [&](engine& e) -> task<void> {
+            co_await e.sleep_for(10ms); // the first sixteen went out
+            const engine_stats before = e.stats();
+            CHECK(before.in_flight == window);
+            CHECK(before.waiting == n - window);
+            e.stop();
+            const engine_stats after = e.stats();
+            CHECK(after.in_flight == 0);
+            CHECK(after.waiting == 0);
+            CHECK(after.cancelled == n);
+            c.start(e, addr("127.0.0.1"), 1s, n); // stopped: cancelled, delivered by the loop
+            co_await c.arrivals(n + 1);
+        };
+        c.run(eng, scenario(eng));
+        c.require_each_once(0, n + 1);
+        CHECK(c.outside_run() == 0);
+        for (std::size_t i = 0; i < n; ++i) {
+            INFO("ping " << i);
+            require_cancelled(c.result(i), addr("::1"));
+        }
+        require_cancelled(c.result(n), addr("127.0.0.1"));
+        // Outside run(): nothing happens until the next run() delivers it.
+        c.start(eng, addr("::1"), 1s, n + 1);
+        CHECK(c.delivered() == n + 1);
+        c.run(eng, c.wait_for(n + 2));
+        c.require_each_once(0, n + 2);
+        CHECK(c.outside_run() == 0);
+        require_cancelled(c.result(n + 1), addr("::1"));
+        const engine_stats s = eng.stats();
+        CHECK(s.sent == n + 2);
+        CHECK(s.cancelled == n + 2);
+        require_balanced(s);
+    }
+    SECTION("stop() from inside on_ping_result") {
+        result_collector c;
+        engine eng({.max_in_flight = window});
+        c.then = [&](std::uint64_t cookie, const ping_result& r) {
+            if (cookie == 0) {
+                CHECK(r.status == ping_status::reply);
+                eng.stop();
+            }
+        };
+        c.start(eng, addr("127.0.0.1"), 5s, 0); // answered: its handler stops the engine
+        for (std::size_t i = 1; i < n; ++i)
+            c.start(eng, addr("::1"), 1h, i);
+        c.run(eng, c.wait_for(n));
+        c.require_each_once(0, n);
+        CHECK(c.outside_run() == 0);
+        CHECK(c.order().front() == 0);
+        for (std::size_t i = 1; i < n; ++i) {
+            INFO("ping " << i);
+            require_cancelled(c.result(i), addr("::1"));
+        }
+        const engine_stats s = eng.stats();
+        CHECK(s.replies == 1);
+        CHECK(s.cancelled == n - 1);
+        require_balanced(s);
+    }
+    SECTION("stop() outside run() ends each ping once") {
+        result_collector c;
+        engine eng({.max_in_flight = window});
+        for (std::size_t i = 0; i < n; ++i)
+            c.start(eng, addr("::1"), 1h, i);
+        CHECK(c.run(eng, eng.sleep_for(10ms)));
+        CHECK(eng.stats().in_flight == window);
+        eng.stop();
+        c.run(eng, c.wait_for(n));
+        c.require_each_once(0, n);
+        for (std::size_t i = 0; i < n; ++i)
+            require_cancelled(c.result(i), addr("::1"));
+        require_balanced(eng.stats());
+    }
+    SECTION("the destructor ends each ping once") {
+        result_collector c;
+        {
+            engine eng({.max_in_flight = window});
+            for (std::size_t i = 0; i < n; ++i)
+                c.start(eng, addr("::1"), 1h, i);
+            CHECK(c.run(eng, eng.sleep_for(10ms)));
+            const engine_stats s = eng.stats();
+            CHECK(s.in_flight == window);
+            CHECK(s.waiting == n - window);
+        } // with pings in flight and queued
+        c.require_each_once(0, n);
+        for (std::size_t i = 0; i < n; ++i)
+            require_cancelled(c.result(i), addr("::1"));
+    }
+}
+
+TEST_CASE("start_ping: an exception from on_ping_result is rethrown by run(), the rest delivered",
+          "[engine][start_ping]") {
+    constexpr std::size_t n = 200;
+    result_collector c;
+    engine eng;
+    c.then = [](std::uint64_t cookie, const ping_result&) {
+        if (cookie == 37)
+            throw std::runtime_error("handler failed on 37");
+    };
+    for (std::size_t i = 0; i < n; ++i)
+        c.start(eng, i % 2 ? addr("::1") : loopback_v4(static_cast<std::uint32_t>(i)), 5s, i);
+    CHECK_THROWS_WITH(c.run(eng, c.wait_for(n)), "handler failed on 37");
+    c.require_each_once(0, n);
+    CHECK(c.outside_run() == 0);
+    for (std::size_t i = 0; i < n; ++i)
+        CHECK(c.result(i).status == ping_status::reply);
+    // Rethrown once: the engine goes on.
+    c.start(eng, addr("127.0.0.1"), 5s, n);
+    CHECK_NOTHROW(c.run(eng, c.wait_for(n + 1)));
+    CHECK(c.result(n).status == ping_status::reply);
+    const engine_stats s = eng.stats();
+    CHECK(s.replies == n + 1);
+    require_balanced(s);
+}
+
+TEST_CASE("start_ping: invalid arguments throw at the call; refusals are results from run()",
+          "[engine][start_ping][args]") {
+    SECTION("invalid arguments throw std::invalid_argument naming the value, start nothing") {
+        result_collector c;
+        engine eng;
+        const auto ten_years = std::chrono::hours(24 * 365 * 10);
+        CHECK_THROWS_AS(c.start(eng, addr("127.0.0.1"), 0ns, 1), std::invalid_argument);
+        CHECK_THROWS_WITH(c.start(eng, addr("127.0.0.1"), 0ns, 1), Catch::Contains("timeout 0 ns"));
+        CHECK_THROWS_AS(c.start(eng, addr("127.0.0.1"), -5ms, 2), std::invalid_argument);
+        CHECK_THROWS_WITH(c.start(eng, addr("127.0.0.1"), -5ms, 2), Catch::Contains("-5000000"));
+        CHECK_THROWS_AS(c.start(eng, addr("::1"), ten_years + 1ns, 3), std::invalid_argument);
+        CHECK_THROWS_WITH(c.start(eng, addr("::1"), ten_years + 1ns, 3),
+                          Catch::Contains("ten years"));
+        CHECK_THROWS_AS(c.start(eng, addr("::1"), 1s, 4, {.payload_size = 65508}),
+                        std::invalid_argument);
+        CHECK_THROWS_WITH(c.start(eng, addr("::1"), 1s, 4, {.payload_size = 65508}),
+                          Catch::Contains("65508"));
+        CHECK(eng.stats().sent == 0);
+        CHECK(eng.stats().waiting == 0);
+        // The limits themselves are accepted.
+        c.start(eng, addr("::1"), ten_years, 5);
+        c.start(eng, addr("127.0.0.1"), 5s, 6, {.payload_size = 65507});
+        c.run(eng, c.wait_for(2));
+        CHECK(c.delivered() == 2);
+        CHECK(c.result(5).status == ping_status::reply);
+        CHECK(c.result(6).status == ping_status::reply);
+        CHECK(c.result(6).bytes == 65507);
+        require_balanced(eng.stats());
+    }
+    SECTION("no route: send_error, delivered from run()") {
+        result_collector c;
+        engine eng;
+        c.start(eng, addr("198.51.100.1"), 2s, 1);
+        c.start(eng, addr("127.0.0.1"), 2s, 2);
+        CHECK(c.delivered() == 0);
+        c.run(eng, c.wait_for(2));
+        c.require_each_once(1, 2);
+        CHECK(c.outside_run() == 0);
+        CHECK(c.result(1).status == ping_status::send_error);
+        CHECK(c.result(1).error == std::errc::network_unreachable);
+        CHECK(c.result(2).status == ping_status::reply);
+        require_balanced(eng.stats());
+    }
+    SECTION("a socket that cannot be opened: send_error, delivered from run()") {
+        testing::scoped_sysctl forbid("net.ipv4.ping_group_range", "1 0");
+        result_collector c;
+        engine eng({.mode = icmpengine::socket_mode::datagram});
+        c.start(eng, addr("127.0.0.1"), 1s, 1);
+        CHECK(c.delivered() == 0);
+        c.run(eng, c.wait_for(1));
+        c.require_each_once(1, 1);
+        CHECK(c.outside_run() == 0);
+        CHECK(c.result(1).status == ping_status::send_error);
+        CHECK(c.result(1).error == icmpengine::errc::ping_group_range);
+        require_balanced(eng.stats());
+    }
 }
 
 TEST_CASE("a tiny ring and few receive buffers: a full SQ and ENOBUFS lose nothing",
@@ -1007,5 +1534,119 @@ TEST_CASE("injected resource faults are survived: each ping ends exactly once",
         CHECK(core.faults().receive_error == 0);
         CHECK(core.recoveries().receive_errors >= 3);
         require_balanced(eng.stats());
+    }
+}
+
+TEST_CASE("a ping coroutine destroyed in any state of its ping leaves nothing behind",
+          "[engine][start_ping][abandon]") {
+    using icmpengine::detail::task_access;
+    // Each scenario starts pings by hand (no awaiter) so that their tasks can
+    // be destroyed while the ping is pending; then it pings once more and
+    // sleeps so that whatever the engine still holds for them comes due.
+    auto settle = [](engine& e) -> task<void> { CHECK(co_await e.sleep_for(50ms)); };
+
+    SECTION("never started, or in flight") {
+        engine eng;
+        auto scenario = [](engine& e) -> task<ping_result> {
+            { task<ping_result> never_started = e.ping(addr("127.0.0.1"), 1s); }
+            {
+                task<ping_result> inner = e.ping(addr("127.0.0.1"), 1s);
+                task_access::handle(inner).resume();
+                REQUIRE_FALSE(inner.is_ready());
+                CHECK(e.stats().in_flight == 1);
+            } // destroyed with its ping in flight
+            co_return co_await e.ping(addr("::1"), 1s);
+        };
+        CHECK(eng.run(scenario(eng)).status == ping_status::reply);
+        eng.run(settle(eng));
+        const engine_stats s = eng.stats();
+        CHECK(s.sent == 2);
+        CHECK(s.replies == 2);
+        CHECK(s.in_flight == 0);
+        require_balanced(s);
+    }
+    SECTION("queued for a slot") {
+        engine eng({.max_in_flight = 1});
+        auto scenario = [](engine& e) -> task<ping_result> {
+            task<ping_result> first = e.ping(addr("127.0.0.1"), 1s);
+            task_access::handle(first).resume();
+            {
+                task<ping_result> queued = e.ping(addr("127.0.0.1"), 1s);
+                task_access::handle(queued).resume();
+                CHECK(e.stats().waiting == 1);
+            } // destroyed while waiting for the slot
+            CHECK(e.stats().waiting == 0);
+            co_return co_await e.ping(addr("::1"), 1s);
+        };
+        CHECK(eng.run(scenario(eng)).status == ping_status::reply);
+        eng.run(settle(eng));
+        const engine_stats s = eng.stats();
+        CHECK(s.sent == 2); // the destroyed one was never sent
+        CHECK(s.replies == 2);
+        require_balanced(s);
+    }
+    SECTION("ended by stop() while in flight, not yet delivered") {
+        engine eng({.max_in_flight = 1});
+        auto scenario = [](engine& e) -> task<void> {
+            {
+                task<ping_result> in_flight = e.ping(addr("127.0.0.1"), 1s);
+                task_access::handle(in_flight).resume();
+                CHECK(e.stats().in_flight == 1);
+                e.stop(); // ends it; its result waits for the loop
+                CHECK(e.stats().cancelled == 1);
+            } // destroyed before the result is delivered
+            co_await e.sleep_for(1ms);
+        };
+        eng.run(scenario(eng));
+        const engine_stats s = eng.stats();
+        CHECK(s.sent == 1);
+        CHECK(s.cancelled == 1);
+        require_balanced(s);
+    }
+    SECTION("ended by stop() while queued for a slot, not yet delivered") {
+        engine eng({.max_in_flight = 1});
+        auto scenario = [](engine& e) -> task<void> {
+            {
+                task<ping_result> in_flight = e.ping(addr("127.0.0.1"), 1s);
+                task_access::handle(in_flight).resume();
+                task<ping_result> queued = e.ping(addr("127.0.0.1"), 1s);
+                task_access::handle(queued).resume();
+                CHECK(e.stats().waiting == 1);
+                e.stop(); // ends both; their results wait for the loop
+                CHECK(e.stats().cancelled == 2);
+            } // both destroyed before their results are delivered
+            co_await e.sleep_for(1ms);
+        };
+        eng.run(scenario(eng));
+        const engine_stats s = eng.stats();
+        CHECK(s.sent == 2);
+        CHECK(s.cancelled == 2);
+        require_balanced(s);
+    }
+    SECTION("ended in the same turn as a start_ping ping whose handler destroys it") {
+        // Deadlines 1 ns apart expire in one batch, the handler's ping's
+        // first: its result is delivered while the victim's still waits.
+        testing::scoped_sysctl ignore4("net.ipv4.icmp_echo_ignore_all", "1");
+        result_collector c;
+        engine eng;
+        std::optional<task<ping_result>> victim;
+        c.then = [&](std::uint64_t, const ping_result& r) {
+            CHECK(r.status == ping_status::timeout);
+            CHECK(eng.stats().in_flight == 0); // the victim's ping ended too
+            victim.reset();
+        };
+        auto scenario = [&](engine& e) -> task<void> {
+            c.start(e, addr("127.0.0.1"), 20ms, 1);
+            victim.emplace(e.ping(addr("127.0.0.2"), 20ms + 1ns));
+            task_access::handle(*victim).resume();
+            co_await c.arrivals(1);
+            co_await e.sleep_for(1ms);
+        };
+        c.run(eng, scenario(eng));
+        CHECK_FALSE(victim.has_value());
+        const engine_stats s = eng.stats();
+        CHECK(s.sent == 2);
+        CHECK(s.timeouts == 2);
+        require_balanced(s);
     }
 }

@@ -152,9 +152,10 @@ struct engine_stats {
 /// and ping_fanout use it).
 class ping_handler {
   public:
-    /// Called exactly once per ping started with this handler, from inside
-    /// engine::run() (never from inside start_ping itself), with the cookie
-    /// given to start_ping. It may start further pings. An exception it
+    /// Called exactly once per ping started with this handler, with the
+    /// cookie given to start_ping: from inside engine::run(), never from
+    /// inside start_ping itself. (Pings that stop() or the engine's
+    /// destructor cancel outside run() are delivered from inside those.) It may start further pings. An exception it
     /// throws is rethrown by run() once run()'s task has completed (as for a
     /// spawned task); the other results are still delivered.
     virtual void on_ping_result(std::uint64_t cookie, const ping_result& result) = 0;
