@@ -1295,6 +1295,10 @@ std::optional<std::uint32_t> engine_core::find_slot(const icmp_message& m, const
         // became of the slot since (even after reuse).
         if (ping_tag(t.slot, t.generation, m.sequence, peer, sent_size) != t.tag)
             return invalid("token mismatch");
+        // The tag binds the address, not its scope: a link-local reply from
+        // another interface than the ping went out on is not its reply.
+        if (current && !same_host(s.target, peer))
+            return invalid("token from another interface");
         if ((prefix_only && m.payload.size() > sent_size) ||
             !payload_matches(m.payload, sent_size, static_cast<std::uint32_t>(sent_size), &t))
             return invalid("authentic token, altered payload");

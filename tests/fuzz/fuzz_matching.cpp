@@ -8,8 +8,9 @@
 // then delivers packets: genuine replies and ICMP errors for them, stale ones
 // from a previous use of a slot, the same changed by the input, or raw bytes.
 // Each goes through a copy of the engine's decision procedure
-// (process_message -> parse_icmp -> find_slot: read_token -> token_tag ->
-// payload_matches) and the outcome is checked against the safety property,
+// (process_message -> parse_icmp -> find_slot: read_token -> ping_tag ->
+// payload_matches, or quote_matches for a short quote) and the outcome is
+// checked against the safety property,
 // decided from the bytes alone:
 //
 //   A packet that matches an in-flight ping is (a prefix of) that ping's
@@ -32,6 +33,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <optional>
@@ -155,7 +157,7 @@ struct model_engine {
 // What lib/engine.cpp does, decision for decision; statistics, logging,
 // timestamps and the on_stray hook are left out. Reference: same_host,
 // engine_core::tokenless_conflict, launch, process_message, find_slot,
-// match_reply, match_error, handle_errqueue.
+// quote_matches, ping_tag, match_reply, match_error, handle_errqueue.
 namespace mirror {
 
 // engine.cpp: same_host.
@@ -171,6 +173,21 @@ bool tokenless_conflict(const model_engine& e, std::uint32_t index, const ip_add
         if (i != index && e.at(i).state != slot_state::free && same_host(e.at(i).target, target))
             return true;
     return false;
+}
+
+// engine.cpp: engine_core::ping_tag: token_tag keyed with the engine's
+// secret mixed with the target's address bytes (not its scope id) and the
+// payload size.
+std::uint64_t ping_tag(std::uint32_t index, std::uint32_t generation, std::uint16_t sequence,
+                       const ip_address& target, std::size_t payload_size) {
+    std::uint64_t a = 0;
+    std::uint64_t b = 0;
+    std::memcpy(&a, target.bytes().data(), 8);
+    std::memcpy(&b, target.bytes().data() + 8, 8);
+    const std::uint64_t size_and_family =
+        std::uint64_t{payload_size} << 1 | (target.is_v6() ? 1U : 0U);
+    const token_key k{key.k0 ^ a, key.k1 ^ (b + size_and_family * 0x9e3779b97f4a7c15ULL)};
+    return token_tag(k, index, generation, sequence);
 }
 
 // engine.cpp: engine_core::launch, for a slot alloc_slot hands out. A ping
@@ -191,7 +208,8 @@ void launch(model_engine& e, std::uint32_t index, const ip_address& target,
     s.state = slot_state::in_flight;
 
     const auto sequence = static_cast<std::uint16_t>(index & 0xffffU);
-    const echo_token token{index, s.generation, token_tag(key, index, s.generation, sequence)};
+    const echo_token token{index, s.generation,
+                           ping_tag(index, s.generation, sequence, target, payload_size)};
     s.previous_request = std::move(s.request);
     s.request.assign(icmp_header_size + payload_size, std::byte{0});
     FUZZ_CHECK(build_echo_request(s.request, e.family, e.raw ? e.raw_identifier : 0, sequence,
@@ -199,27 +217,51 @@ void launch(model_engine& e, std::uint32_t index, const ip_address& target,
                                   e.raw && e.family == ip_family::v4) == s.request.size());
 }
 
-// engine.cpp: engine_core::find_slot.
+// engine.cpp: engine_core::quote_matches: the few payload bytes (fewer
+// than a token) an ICMP error quotes are the start of what slot `index`
+// sent, rebuilt from the slot.
+bool quote_matches(const model_engine& e, std::uint32_t index, const icmp_message& m) {
+    const slot& s = e.at(index);
+    const std::size_t n = std::min<std::size_t>(m.payload.size(), s.payload_size);
+    if (n != m.payload.size() || n > token_size)
+        return false;
+    std::array<std::byte, icmp_header_size + token_size> expected{};
+    const echo_token token{index, s.generation,
+                           ping_tag(index, s.generation, m.sequence, s.target, s.payload_size)};
+    const auto size = static_cast<std::uint32_t>(std::min<std::size_t>(s.payload_size, token_size));
+    build_echo_request(expected, s.target.family(), 0, m.sequence, size,
+                       s.has_token ? &token : nullptr, false);
+    return std::equal(m.payload.begin(), m.payload.end(), expected.begin() + icmp_header_size);
+}
+
+// engine.cpp: engine_core::find_slot (the late and duplicate replies it
+// counts are never matched).
 std::optional<std::uint32_t> find_slot(const model_engine& e, const icmp_message& m,
                                        const ip_address& peer, std::size_t payload_length,
                                        bool is_error) {
     if (m.payload.size() >= token_size) {
         const echo_token t = *read_token(m.payload);
-        if (t.slot >= e.slot_count || (t.slot & 0xffffU) != m.sequence ||
-            token_tag(key, t.slot, t.generation, m.sequence) != t.tag)
-            return std::nullopt;
+        if (t.slot >= e.slot_count || (t.slot & 0xffffU) != m.sequence)
+            return std::nullopt; // token for no slot of ours
         const slot& s = e.at(t.slot);
-        if (t.generation == s.generation && s.state == slot_state::in_flight) {
-            const bool prefix_only = is_error || payload_length == unknown_length;
-            const bool payload_ok =
-                prefix_only ? m.payload.size() <= s.payload_size &&
-                                  payload_matches(m.payload, s.payload_size, s.payload_size, &t)
-                            : payload_matches(m.payload, payload_length, s.payload_size, &t);
-            if (!s.has_token || !same_host(s.target, peer) || !payload_ok)
-                return std::nullopt;
-            return t.slot;
+        const bool current = t.generation == s.generation;
+        std::size_t sent_size = payload_length;
+        const bool prefix_only = is_error || payload_length == unknown_length;
+        if (prefix_only) {
+            if (!current)
+                return std::nullopt; // about an earlier use of the slot: unverifiable
+            sent_size = s.payload_size;
         }
-        return std::nullopt; // late or duplicate: counted, never matched
+        if (ping_tag(t.slot, t.generation, m.sequence, peer, sent_size) != t.tag)
+            return std::nullopt; // token mismatch
+        if (current && !same_host(s.target, peer))
+            return std::nullopt; // token from another interface
+        if ((prefix_only && m.payload.size() > sent_size) ||
+            !payload_matches(m.payload, sent_size, static_cast<std::uint32_t>(sent_size), &t))
+            return std::nullopt; // authentic token, altered payload
+        if (current && s.state == slot_state::in_flight)
+            return t.slot;
+        return std::nullopt; // late or duplicate
     }
 
     std::optional<std::uint32_t> found;
@@ -231,6 +273,8 @@ std::optional<std::uint32_t> find_slot(const model_engine& e, const icmp_message
             continue;
         if (!is_error &&
             (s.has_token || (payload_length != unknown_length && s.payload_size != payload_length)))
+            continue;
+        if (is_error && !m.payload.empty() && !quote_matches(e, static_cast<std::uint32_t>(i), m))
             continue;
         if (found)
             return std::nullopt; // ambiguous
@@ -257,9 +301,28 @@ verdict process_message(const model_engine& e, bytes payload, std::size_t full_l
                         ip_address source) {
     verdict v;
     const bool raw = e.raw;
+    bool verify_checksum = raw && e.family == ip_family::v4;
     if (raw && e.family == ip_family::v4) {
         ipv4_header ip;
-        if (parse_ipv4_header(payload, ip) != parse_error::none)
+        parse_error error = parse_ipv4_header(payload, ip);
+        const bool truncated_receive =
+            full_length == unknown_length || full_length > payload.size();
+        if (truncated_receive)
+            verify_checksum = false;
+        if (error == parse_error::truncated && truncated_receive) {
+            // The engine reads payload[0] here unchecked; the receive path
+            // never hands it an empty prefix of a longer datagram.
+            FUZZ_CHECK(!payload.empty());
+            const std::size_t header = std::size_t{u8(payload[0]) & 0x0fU} * 4;
+            std::array<std::byte, 60> copy{};
+            if (header >= ipv4_min_header_size && header <= payload.size()) {
+                std::copy_n(payload.begin(), header, copy.begin());
+                copy[2] = static_cast<std::byte>(header >> 8);
+                copy[3] = static_cast<std::byte>(header & 0xffU);
+                error = parse_ipv4_header(bytes(copy.data(), header), ip);
+            }
+        }
+        if (error != parse_error::none)
             return v;
         source = ip.source;
         payload = payload.subspan(ip.header_size);
@@ -267,7 +330,7 @@ verdict process_message(const model_engine& e, bytes payload, std::size_t full_l
             full_length = full_length >= ip.header_size ? full_length - ip.header_size : 0;
     }
     icmp_message& m = v.message;
-    if (parse_icmp(payload, e.family, raw && e.family == ip_family::v4, m) != parse_error::none)
+    if (parse_icmp(payload, e.family, verify_checksum, m) != parse_error::none)
         return v;
     if (raw && m.kind != icmp_kind::other && m.kind != icmp_kind::echo_request &&
         m.identifier != e.raw_identifier)
@@ -317,17 +380,26 @@ verdict handle_errqueue(const model_engine& e, bytes data, const ip_address& des
 // and update `mirror`.
 
 // Safety: a quote too short to hold a whole token (1 to 15 payload bytes)
-// is matched by (destination, sequence) alone: find_slot's token-less path
-// does not compare those bytes with what the ping sent, so a quote that is
-// demonstrably someone else's, or an older use of the slot's (bytes 4-7
-// are the generation), is credited to the ping in flight.
-constexpr bool engine_checks_short_quotes = false;
+// must be the start of what the ping sent. Was matched by (destination,
+// sequence) alone, so that a quote that is demonstrably someone else's, or
+// an older use of the slot's (bytes 4-7 are the generation), was credited to
+// the ping in flight. Fixed: engine_core::quote_matches.
+constexpr bool engine_checks_short_quotes = true;
 
 // Liveness: engine.hpp promises that "a reply longer than a buffer still
 // matches; its payload is checked as far as it was received". On raw IPv4
-// sockets it does not: parse_ipv4_header reports a total length beyond what
-// arrived as truncated, and process_message drops the datagram.
-constexpr bool engine_matches_cut_raw_ipv4 = false;
+// sockets it did not: parse_ipv4_header reports a total length beyond what
+// arrived as truncated, and process_message dropped the datagram. Fixed:
+// process_message parses the header of a truncated receive on its own.
+constexpr bool engine_matches_cut_raw_ipv4 = true;
+
+// Safety: a reply (or error-queue quote) from fe80::1%2 carrying the token
+// of a ping to fe80::1%3 matches that ping, though same_host and the
+// token-less path hold the two to be different hosts. find_slot's token
+// path leaves the source to ping_tag, which binds the target's address
+// bytes but not its scope id (before the tag bound the target, it called
+// same_host). Fixed: a current slot's token also needs same_host.
+constexpr bool engine_checks_token_scope = true;
 
 // ---------------------------------------------------------------- oracle
 
@@ -344,6 +416,16 @@ struct delivery {
 
 bool is_prefix(bytes part, bytes whole) {
     return part.size() <= whole.size() && std::equal(part.begin(), part.end(), whole.begin());
+}
+
+// `peer` is slot s's target as the engine can tell it: the same host or,
+// while engine_checks_token_scope is false and the engine goes by a whole
+// token in `payload`, the same address on any interface.
+bool right_peer(const ip_address& peer, const slot& s, bytes payload) {
+    if (mirror::same_host(peer, s.target))
+        return true;
+    return !engine_checks_token_scope && s.has_token && payload.size() >= token_size &&
+           peer.family() == s.target.family() && peer.bytes() == s.target.bytes();
 }
 
 bool is_error_type(ip_family f, std::uint8_t type) {
@@ -383,7 +465,8 @@ bool genuine_for(const model_engine& e, const delivery& d, std::uint32_t k, cons
     bytes data = d.data;
 
     if (d.errqueue) // our own request, as the kernel quotes it back
-        return mirror::same_host(d.peer, s.target) &&
+        return data.size() >= icmp_header_size &&
+               right_peer(d.peer, s, data.subspan(icmp_header_size)) &&
                our_request_header(e, data, sequence, false) &&
                quote_is_ours(data.subspan(icmp_header_size), sent);
 
@@ -405,7 +488,8 @@ bool genuine_for(const model_engine& e, const delivery& d, std::uint32_t k, cons
 
     if (u8(data[0]) == reply_type(e.family)) {
         if (u8(data[1]) != 0 || be16(data, 6) != sequence ||
-            (e.raw && be16(data, 4) != e.raw_identifier) || !mirror::same_host(source, s.target))
+            (e.raw && be16(data, 4) != e.raw_identifier) ||
+            !right_peer(source, s, data.subspan(icmp_header_size)))
             return false;
         const bytes payload = data.subspan(icmp_header_size);
         if (!is_prefix(payload, sent))
@@ -555,24 +639,28 @@ ip_address peer_of(const model_engine& e, const slot& s, std::uint8_t b) {
     return b == layout::peer_genuine ? s.target : host(e.family, static_cast<std::uint8_t>(b - 1));
 }
 
-// Liveness for an ICMP error or error-queue quote of `quoted` payload bytes,
-// unchanged, for slot k's request, naming `destination`: a whole token
-// identifies the ping; a shorter quote only (destination, sequence), and
-// find_slot then takes the one ping in flight with both or, if there are
-// several, none. (A destination quoted inside an ICMPv6 error has no scope
-// id: it is the same host as fe80::1 on every interface.)
+// Liveness for an ICMP error or error-queue quote of the payload bytes
+// `quoted`, unchanged, for slot k's request, naming `destination`: a whole
+// token identifies the ping; a shorter quote only (destination, sequence)
+// and those bytes, and find_slot then takes the one ping in flight with all
+// three or, if there are several, none. (A destination quoted inside an
+// ICMPv6 error has no scope id: it is the same host as fe80::1 on every
+// interface.)
 std::optional<std::uint32_t> expected_for_quote(const model_engine& e, std::uint32_t k,
-                                                const ip_address& destination, std::size_t quoted) {
+                                                const ip_address& destination, bytes quoted) {
     const slot& s = e.at(k);
     if (s.state != slot_state::in_flight)
         return std::nullopt;
-    if (s.has_token && quoted >= token_size)
+    if (s.has_token && quoted.size() >= token_size)
         return k;
     unsigned holders = 0;
-    for (std::size_t i = k & 0xffffU; i < e.slot_count; i += 65536)
-        if (e.at(i).state == slot_state::in_flight &&
-            mirror::same_host(e.at(i).target, destination))
+    for (std::size_t i = k & 0xffffU; i < e.slot_count; i += 65536) {
+        const slot& other = e.at(i);
+        if (other.state == slot_state::in_flight && mirror::same_host(other.target, destination) &&
+            (!engine_checks_short_quotes ||
+             is_prefix(quoted, bytes(other.request).subspan(icmp_header_size))))
             ++holders;
+    }
     return holders == 1 ? std::optional<std::uint32_t>(k) : std::nullopt;
 }
 
@@ -666,8 +754,8 @@ std::optional<delivery> make_error(const model_engine& e, fuzz_input& in) {
         const std::size_t headers = outer + icmp_header_size + ip_size + icmp_header_size;
         const bool cut = d.data.size() < d.full_length || d.full_length == unknown_length;
         if ((!cut || outer == 0 || engine_matches_cut_raw_ipv4) && d.data.size() >= headers)
-            d.expected =
-                expected_for_quote(e, c.index, unscoped(destination), d.data.size() - headers);
+            d.expected = expected_for_quote(e, c.index, unscoped(destination),
+                                            bytes(d.data).subspan(headers));
     }
     return d;
 }
@@ -690,7 +778,8 @@ std::optional<delivery> make_errqueue(const model_engine& e, fuzz_input& in) {
     const bool unchanged = apply_change(d.data, in);
     d.full_length = d.data.size();
     if (unchanged && !c.previous && peer == layout::peer_genuine)
-        d.expected = expected_for_quote(e, c.index, d.peer, quoted - icmp_header_size);
+        d.expected =
+            expected_for_quote(e, c.index, d.peer, bytes(d.data).subspan(icmp_header_size));
     return d;
 }
 
