@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <limits>
 #include <linux/errqueue.h>
+#include <linux/sock_diag.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdexcept>
@@ -1048,11 +1049,6 @@ void engine_core::handle_recv(ip_family family, const completion& c, std::int64_
                         std::memcpy(&ts, CMSG_DATA(cm), sizeof ts);
                         rx_mono =
                             std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec - realtime_offset;
-                    } else if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SO_RXQ_OVFL) {
-                        std::uint32_t drops = 0; // cumulative per socket
-                        std::memcpy(&drops, CMSG_DATA(cm), sizeof drops);
-                        fs.overruns = drops;
-                        m_stats.receive_overruns = m_families[0].overruns + m_families[1].overruns;
                     } else if ((cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_TTL) ||
                                (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_HOPLIMIT)) {
                         std::memcpy(&ttl, CMSG_DATA(cm), sizeof ttl);
@@ -1873,6 +1869,26 @@ bool engine::stopped() const noexcept {
 engine_stats engine::stats() const noexcept {
     return m_core->stats();
 }
+
+namespace detail {
+
+const engine_stats& engine_core::stats() noexcept {
+    // The kernel's count of packets dropped for a full receive buffer
+    // (sk_drops), per socket, cumulative.
+    for (family_state& fs : m_families) {
+        if (fs.socket.fd < 0)
+            continue; // never opened, or closed: keeps its last count
+        std::array<std::uint32_t, SK_MEMINFO_VARS> meminfo{};
+        socklen_t length = sizeof meminfo;
+        if (::getsockopt(fs.socket.fd, SOL_SOCKET, SO_MEMINFO, meminfo.data(), &length) == 0 &&
+            length > SK_MEMINFO_DROPS * sizeof(std::uint32_t))
+            fs.overruns = meminfo[SK_MEMINFO_DROPS];
+    }
+    m_stats.receive_overruns = m_families[0].overruns + m_families[1].overruns;
+    return m_stats;
+}
+
+} // namespace detail
 const engine_config& engine::config() const noexcept {
     return m_core->config();
 }

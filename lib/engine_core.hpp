@@ -169,7 +169,7 @@ struct family_state {
     bool recv_armed = false;
     bool recv_erroring = false; ///< fault_plan::receive_error: cancelling it
     int route_probe_fd = -1;    ///< UDP socket for check_route(), opened on first use
-    std::uint64_t overruns = 0; ///< SO_RXQ_OVFL: dropped for a full socket buffer
+    std::uint64_t overruns = 0; ///< sk_drops (SO_MEMINFO) as last read: full receive buffer
 
     // Error queue (datagram sockets): drained with single-shot
     // MSG_ERRQUEUE|MSG_DONTWAIT reads when the data receive reports a
@@ -226,7 +226,8 @@ class engine_core {
     std::error_code open(ip_family family);
     void stop();
     bool stopped() const noexcept { return m_stopping; }
-    const engine_stats& stats() const noexcept { return m_stats; }
+    /// The counters, with receive_overruns read from the sockets now.
+    const engine_stats& stats() noexcept;
     const engine_config& config() const noexcept { return m_config; }
     std::optional<socket_mode> socket_kind(ip_family family) const noexcept;
 

@@ -48,10 +48,11 @@ option_error configure(int fd, ip_family family, socket_mode kind, const engine_
     option_error first;
     const bool v4 = family == ip_family::v4;
 
-    // Kernel receive timestamps for RTT (SCM_TIMESTAMPNS on every message),
-    // and the count of packets dropped because the receive buffer was full.
+    // Kernel receive timestamps for RTT (SCM_TIMESTAMPNS on every message).
+    // Packets dropped for a full receive buffer are read with SO_MEMINFO
+    // when stats are asked for, not with SO_RXQ_OVFL: that would cost a
+    // control message on every reply.
     apply(first, fd, SOL_SOCKET, SO_TIMESTAMPNS, 1, "SO_TIMESTAMPNS");
-    apply(first, fd, SOL_SOCKET, SO_RXQ_OVFL, 1, "SO_RXQ_OVFL");
 
     if (v4) {
         if (kind == socket_mode::datagram) {

@@ -382,6 +382,30 @@ TEST_CASE("100k pings in flight at once to distinct addresses all resolve correc
     require_balanced(s);
 }
 
+TEST_CASE("a receive buffer too small for a burst: every dropped reply counts as an overrun",
+          "[engine][overrun]") {
+    // About five replies fit in 4 KiB (each costs ~832 bytes of kernel
+    // memory); 2000 requests leave in batches of 32 before the engine reads.
+    engine eng({.socket_receive_buffer = 4096});
+    constexpr std::uint32_t n = 2000;
+    std::vector<ip_address> targets;
+    for (std::uint32_t i = 0; i < n; ++i)
+        targets.push_back(loopback_v4(i));
+    const auto results = eng.run(ping_all(eng, targets, 300ms));
+    const engine_stats s = eng.stats();
+    INFO("replies " << s.replies << " timeouts " << s.timeouts << " overruns "
+                    << s.receive_overruns);
+    CHECK(s.receive_overruns > 0);
+    // On loopback nothing else loses a reply: each drop is one timeout.
+    CHECK(s.timeouts == s.receive_overruns);
+    CHECK(s.replies + s.receive_overruns == n);
+    CHECK(
+        static_cast<std::uint64_t>(std::count_if(results.begin(), results.end(), [](const auto& r) {
+            return r.status == ping_status::timeout;
+        })) == s.timeouts);
+    require_balanced(s);
+}
+
 TEST_CASE("100k pings pending at once all time out together", "[engine][scale][timeout]") {
     testing::scoped_sysctl ignore4("net.ipv4.icmp_echo_ignore_all", "1");
     constexpr std::uint32_t n = 100'000;
