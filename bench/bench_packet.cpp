@@ -1,7 +1,8 @@
 // Microbenchmarks for lib/packet.hpp: what the engine does per ping on the
 // CPU besides the syscalls. Building a request (v4 / v6, with the token; raw
-// IPv4 also computes the checksum), parsing a reply and an ICMP error, the
-// token tag, and the payload check of a reply.
+// IPv4 also computes the checksum; ping's default size and a full-MTU one),
+// parsing a reply, an ICMP error and a raw socket's IPv4 header, the token
+// tag, and the payload check of a reply.
 //
 //     bench_packet --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 #include "packet.hpp"
@@ -95,6 +96,24 @@ void BM_build_echo_request(benchmark::State& state) {
 }
 BENCHMARK(BM_build_echo_request)->ArgNames({"v", "raw"})->Args({4, 0})->Args({6, 0})->Args({4, 1});
 
+/// A full-MTU request (1472 payload bytes): the fill pattern dominates.
+void BM_build_echo_request_large(benchmark::State& state) {
+    constexpr std::uint32_t size = 1472;
+    const bool raw = state.range(0) != 0;
+    std::vector<std::byte> out(icmp_header_size + size);
+    std::uint32_t slot = 0;
+    for (auto _ : state) {
+        const auto sequence = static_cast<std::uint16_t>(slot);
+        const echo_token token{slot, 1, token_tag(key, slot, 1, sequence)};
+        benchmark::DoNotOptimize(
+            build_echo_request(out, ip_family::v4, 0x4242, sequence, size, &token, raw));
+        benchmark::ClobberMemory();
+        ++slot;
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_build_echo_request_large)->ArgName("raw")->Arg(0)->Arg(1);
+
 void BM_parse_reply(benchmark::State& state) {
     const ip_family family = family_arg(state);
     const std::vector<std::byte> packet = reply(family);
@@ -137,6 +156,32 @@ void BM_parse_reply_checksum_v4(benchmark::State& state) {
     state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_parse_reply_checksum_v4);
+
+/// What a raw IPv4 socket delivers before the ICMP message: its IP header.
+void BM_parse_ipv4_header(benchmark::State& state) {
+    const std::vector<std::byte> echo = reply(ip_family::v4);
+    const std::array<std::uint8_t, 20> ip{
+        0x45, 0,  0,    static_cast<std::uint8_t>(20 + echo.size()), // version, IHL, total length
+        0,    0,  0x40, 0,                                           // DF
+        64,   1,  0,    0,                                           // TTL, ICMP
+        198,  18, 0,    1,                                           // from
+        198,  19, 0,    2};                                          // to
+    std::vector<std::byte> packet;
+    for (std::uint8_t b : ip)
+        packet.push_back(std::byte{b});
+    packet.insert(packet.end(), echo.begin(), echo.end());
+    ipv4_header h;
+    if (parse_ipv4_header(packet, h) != parse_error::none) {
+        state.SkipWithError("the benchmark's IPv4 header does not parse");
+        return;
+    }
+    for (auto _ : state) {
+        benchmark::DoNotOptimize(parse_ipv4_header(packet, h));
+        benchmark::DoNotOptimize(h);
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_parse_ipv4_header);
 
 void BM_internet_checksum(benchmark::State& state) {
     const std::vector<std::byte> data(static_cast<std::size_t>(state.range(0)), std::byte{0xa5});
