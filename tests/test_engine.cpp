@@ -385,7 +385,7 @@ TEST_CASE("100k pings in flight at once to distinct addresses all resolve correc
 TEST_CASE("a receive buffer too small for a burst: every dropped reply counts as an overrun",
           "[engine][overrun]") {
     // About five replies fit in 4 KiB (each costs ~832 bytes of kernel
-    // memory); 2000 requests leave in batches of 32 before the engine reads.
+    // memory); 2000 requests leave in batches of 16 before the engine reads.
     engine eng({.socket_receive_buffer = 4096});
     constexpr std::uint32_t n = 2000;
     std::vector<ip_address> targets;
@@ -1517,7 +1517,7 @@ TEST_CASE("injected resource faults are survived: each ping ends exactly once",
         engine eng;
         auto& core = engine_access::core(eng);
         // Faults hit SQEs in order, resends included: 25 + 25 fail the first
-        // batch of 32 once and 18 of their resends once more; every ping
+        // requests once and some of their resends once more; every ping
         // still gets through within its four attempts.
         core.faults().send_eagain = 25;
         core.faults().send_enobufs = 25;

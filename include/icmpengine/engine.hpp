@@ -84,8 +84,10 @@ struct engine_config {
     /// Echo requests submitted per io_uring_enter at most. Each request's send
     /// time is taken just before the enter that submits it, so this bounds the
     /// RTT over-estimate in bursts (about 1-2 us per earlier request in the
-    /// same batch on loopback). 1..queue_depth.
-    std::uint32_t send_batch = 32;
+    /// same batch on loopback). 16 is as fast as any larger batch on
+    /// loopback (bench/README.md) with half the over-estimate of 32.
+    /// 1..queue_depth.
+    std::uint32_t send_batch = 16;
     /// Provided receive buffers per socket (power of two, 16..32768) and the
     /// size of each (256..65536 bytes). A reply longer than a buffer still
     /// matches; its payload is checked as far as it was received.
