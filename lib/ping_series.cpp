@@ -1,7 +1,9 @@
 // ping_fanout / ping_series: see ping_series.hpp for the contract.
 //
-// Structure: the fan-out starts one series coroutine per target; a series
-// starts its pings frame-free (engine::start_ping, with the fan-out's state
+// Structure: an unpaced fan-out on a schedule is one coroutine that starts
+// every series' pings as they fall due (run_schedule); otherwise the fan-out
+// starts one series coroutine per target (run_series). Either starts its
+// pings frame-free (engine::start_ping, with the fan-out's state
 // as their handler), so that ping k + 1 leaves on schedule while ping k
 // still waits for its reply, and a ping costs no coroutine frame. Each
 // parent joins its children, series or pings, before it ends (task_group
@@ -243,6 +245,10 @@ struct ping_fanout::state final : ping_handler {
     std::optional<send_pacer> pacer; ///< with a global pace
     /// Per series while it runs: the group its pings report to.
     std::vector<task_group*> ping_groups;
+    /// run_schedule() drives every series; a series is finished once it
+    /// sends no more (`done_sending`) and its last ping has ended.
+    bool scheduled = false;
+    std::vector<std::uint8_t> done_sending;
     std::vector<ping_ref> pings;           ///< by cookie
     std::vector<std::uint64_t> free_pings; ///< cookies to reuse
     bool ran = false;
@@ -319,15 +325,110 @@ struct ping_fanout::state final : ping_handler {
         } catch (...) {
             group.record(std::current_exception()); // the series ends at its next step
         }
+        if (scheduled && done_sending[ref.series] != 0 && series[ref.series].in_flight == 0)
+            finish_series(ref.series);
         // Last: the series (and, through it, the fan-out) may end here.
         group.finished().resume();
+    }
+
+    void finish_series(std::size_t i) {
+        series[i].finished = true;
+        ++progress.targets_finished;
+    }
+
+    /// Series i sends no further ping (run_schedule()).
+    void stop_sending(std::size_t i) {
+        if (done_sending[i] != 0)
+            return;
+        done_sending[i] = 1;
+        if (series[i].in_flight == 0)
+            finish_series(i);
     }
 
     // Static: a group_child's promise takes the task_group as the first
     // parameter, which for a member coroutine would be the object.
     static group_child run_series(task_group& parent, state& st, engine& eng, std::size_t i);
+    static group_child run_schedule(task_group& parent, state& st, engine& eng);
 };
 
+/// The unpaced fan-out on a schedule (fping -c / -l without -i): one
+/// coroutine for every series instead of one each. The next ping of each
+/// series waits in a min-heap by due time; the coroutine sleeps until the
+/// earliest and starts every ping due by then. With the series' starts
+/// aligned (aligned_start), a period's pings to all targets cost one engine
+/// sleep, not one per target.
+group_child ping_fanout::state::run_schedule(task_group& /*parent*/, state& st, engine& eng) {
+    struct next_ping {
+        steady::time_point due;
+        steady::time_point t0; ///< the series' ping 0
+        std::size_t series;
+        std::uint64_t k;
+    };
+    // A min-heap by due time, then series: ties go in target order.
+    auto later = [](const next_ping& a, const next_ping& b) {
+        return a.due != b.due ? a.due > b.due : a.series > b.series;
+    };
+    const series_options& o = st.options.series;
+    const std::stop_token stop = st.stop.get_token();
+    const std::size_t n = st.series.size();
+    task_group pings;
+    st.scheduled = true;
+    st.done_sending.assign(n, 0);
+    std::fill(st.ping_groups.begin(), st.ping_groups.end(), &pings);
+    std::vector<next_ping> heap;
+    std::exception_ptr error;
+    try {
+        heap.reserve(n);
+        // Ping 0 of every series now, in target order.
+        for (std::size_t i = 0; i < n && !stop.stop_requested() && !pings.error(); ++i) {
+            st.start_ping(eng, i, 0);
+            if (o.count == 1) {
+                st.stop_sending(i);
+                continue;
+            }
+            const steady::time_point t0 = aligned_start(steady::now(), o.period);
+            heap.push_back({t0 + std::chrono::duration_cast<steady::duration>(o.period), t0, i, 1});
+            std::push_heap(heap.begin(), heap.end(), later);
+        }
+        while (!heap.empty() && !stop.stop_requested() && !pings.error()) {
+            const steady::time_point due = heap.front().due;
+            if (steady::now() < due && !co_await eng.sleep_until(due, stop))
+                break;
+            const steady::time_point now = std::max(steady::now(), due);
+            while (!heap.empty() && heap.front().due <= now && !stop.stop_requested()) {
+                std::pop_heap(heap.begin(), heap.end(), later);
+                next_ping p = heap.back();
+                heap.pop_back();
+                st.start_ping(eng, p.series, p.k);
+                if (o.count != 0 && p.k + 1 == o.count) {
+                    st.stop_sending(p.series);
+                    continue;
+                }
+                ++p.k;
+                // On the schedule of ping 0, not after the previous send.
+                p.due = p.t0 + std::chrono::duration_cast<steady::duration>(
+                                   o.period * static_cast<std::int64_t>(p.k));
+                heap.push_back(p);
+                std::push_heap(heap.begin(), heap.end(), later);
+            }
+        }
+    } catch (...) {
+        error = std::current_exception();
+    }
+    // Stopped, or failed: no series sends again (those not yet started too).
+    for (std::size_t i = 0; i < n; ++i)
+        st.stop_sending(i);
+    co_await pings.join();
+    if (!error)
+        error = pings.error();
+    if (error) {
+        st.stop.request_stop(); // one failure winds the whole fan-out down
+        std::rethrow_exception(error);
+    }
+}
+
+/// One series on its own: paced fan-outs (each ping waits for a turn of the
+/// global pace) and single-shot mode (each attempt waits for the last).
 group_child ping_fanout::state::run_series(task_group& /*parent*/, state& st, engine& eng,
                                            std::size_t i) {
     const series_options& o = st.options.series;
@@ -366,7 +467,7 @@ group_child ping_fanout::state::run_series(task_group& /*parent*/, state& st, en
                 st.pacer->sent();
             }
             if (k == 0)
-                t0 = paced ? steady::now() : aligned_start(steady::now(), o.period);
+                t0 = steady::now();
             if (pings.error())
                 break;
         }
@@ -442,8 +543,11 @@ task<void> ping_fanout::run(engine& eng) {
     task_group series;
     std::exception_ptr error;
     try {
-        for (std::size_t i = 0; i < st.series.size(); ++i)
-            state::run_series(series, st, eng, i).start();
+        if (!st.pacer && !st.options.series.until_reply)
+            state::run_schedule(series, st, eng).start();
+        else
+            for (std::size_t i = 0; i < st.series.size(); ++i)
+                state::run_series(series, st, eng, i).start();
     } catch (...) {
         error = std::current_exception();
         st.stop.request_stop();
