@@ -844,8 +844,6 @@ void engine_core::harvest() {
     // process: processing never resumes a coroutine (resumed coroutines
     // would queue new SQEs mid-batch), it only queues them on m_ready.
     constexpr unsigned batch_size = 256;
-    std::int64_t realtime_offset = 0;
-    bool have_offset = false;
     if (IO_URING_READ_ONCE(*m_ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW)
         ++m_recoveries.cq_overflow; // liburing flushes the backlog as we peek
     for (;;) {
@@ -857,12 +855,17 @@ void engine_core::harvest() {
         for (unsigned i = 0; i < n; ++i)
             batch[i] = {cqes[i]->user_data, cqes[i]->res, cqes[i]->flags};
         io_uring_cq_advance(&m_ring, n);
-        if (!have_offset) {
-            // SO_TIMESTAMPNS stamps are CLOCK_REALTIME; deadlines and send
-            // times are CLOCK_MONOTONIC. One offset per batch converts.
-            realtime_offset = clock_ns(CLOCK_REALTIME) - now_mono();
-            have_offset = true;
-        }
+        // SO_TIMESTAMPNS stamps are CLOCK_REALTIME; deadlines and send times
+        // are CLOCK_MONOTONIC. One offset per batch converts. The time is
+        // also what every reply of the batch is checked against (and the
+        // RTT of one without a usable stamp): each was received before its
+        // CQE was posted, and so before the peek. Per batch, not per
+        // harvest: peeking again may run deferred work and post new CQEs.
+        // The wall clock is read first: the offset then errs towards a later
+        // receive time (a longer RTT), never towards one shorter than real.
+        const std::int64_t realtime = clock_ns(CLOCK_REALTIME);
+        m_harvest_mono = now_mono();
+        const std::int64_t realtime_offset = realtime - m_harvest_mono;
         for (unsigned i = 0; i < n; ++i)
             handle(batch[i], realtime_offset);
         for (family_state& fs : m_families) {
@@ -1399,7 +1402,7 @@ void engine_core::match_reply(ip_family family, const icmp_message& m, std::size
     slot& s = m_slots[*index];
     if (payload_length == unknown_length)
         payload_length = s.payload_size; // truncated, and a prefix of what we sent
-    const std::int64_t now = now_mono();
+    const std::int64_t now = m_harvest_mono;
     if (rx_mono <= 0 || rx_mono < s.tx_mono || rx_mono > now)
         rx_mono = now; // no usable kernel timestamp (or the wall clock stepped)
     if (rx_mono > s.deadline) {
@@ -1428,7 +1431,7 @@ void engine_core::match_error(ip_family family, const icmp_message& m,
     if (!index)
         return;
     slot& s = m_slots[*index];
-    const std::int64_t now = now_mono();
+    const std::int64_t now = m_harvest_mono;
     if (rx_mono <= 0 || rx_mono < s.tx_mono || rx_mono > now)
         rx_mono = now;
     if (rx_mono > s.deadline) {

@@ -363,6 +363,7 @@ class engine_core {
     std::vector<std::coroutine_handle<>> m_ready;
     std::vector<std::coroutine_handle<>> m_ready_spare;
     std::vector<completion> m_completions;
+    std::int64_t m_harvest_mono = 0; ///< CLOCK_MONOTONIC at the current harvest
 
     std::vector<std::coroutine_handle<>> m_spawned;
     std::size_t m_spawned_done = 0;
