@@ -17,6 +17,7 @@
 #include <cstring>
 #include <ctime>
 #include <linux/if_packet.h>
+#include <map>
 #include <net/ethernet.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -117,6 +118,14 @@ class send_capture {
     /// Send times of the echo requests seen so far, in order.
     std::vector<std::chrono::nanoseconds> requests() {
         std::vector<std::chrono::nanoseconds> out;
+        for (const auto& [time, destination] : requests_with_destination())
+            out.push_back(time);
+        return out;
+    }
+
+    /// The same with each request's IPv4 destination (host order; 0 for IPv6).
+    std::vector<std::pair<std::chrono::nanoseconds, std::uint32_t>> requests_with_destination() {
+        std::vector<std::pair<std::chrono::nanoseconds, std::uint32_t>> out;
         for (;;) {
             unsigned char packet[2048];
             alignas(cmsghdr) unsigned char control[256];
@@ -138,11 +147,17 @@ class send_capture {
                 n >= 48 && packet[0] >> 4 == 6 && packet[6] == IPPROTO_ICMPV6 && packet[40] == 128;
             if (from.sll_pkttype != PACKET_OUTGOING || !(v4_echo || v6_echo))
                 continue;
+            const std::uint32_t destination =
+                v4_echo ? std::uint32_t{packet[16]} << 24 | std::uint32_t{packet[17]} << 16 |
+                              std::uint32_t{packet[18]} << 8 | packet[19]
+                        : 0;
             for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c))
                 if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
                     timespec ts{};
                     std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
-                    out.emplace_back(std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec);
+                    out.emplace_back(std::chrono::nanoseconds(
+                                         std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec),
+                                     destination);
                 }
         }
         return out;
@@ -263,6 +278,51 @@ TEST_CASE("ping k leaves at t0 + k x period, by the kernel's clock", "[series]")
         CHECK(offset >= planned - send_jitter);
         CHECK(offset < planned + timing_slack);
     }
+}
+
+TEST_CASE("an unpaced fan-out sends each period's pings together and none closer than the period",
+          "[series]") {
+    // The series start on a grid shared by all targets (a tenth of the
+    // period, at most 1 ms), so ping k of every target leaves in the same
+    // wake-up or the next grid step, not each on its own phase.
+    testing::scoped_sysctl ignore("net.ipv4.icmp_echo_ignore_all", "1");
+    send_capture sent("lo");
+    constexpr std::uint32_t n = 200;
+    constexpr int count = 5;
+    constexpr auto period = 20ms;
+    std::vector<ip_address> targets;
+    for (std::uint32_t i = 0; i < n; ++i)
+        targets.push_back(ip_address::from_v4(0x7f020001 + i));
+    ping_fanout fan(targets, {.series = {.count = count, .period = period, .timeout = 10ms}});
+    run_fanout(fan);
+    std::map<std::uint32_t, std::vector<std::chrono::nanoseconds>> by_target;
+    for (const auto& [time, destination] : sent.requests_with_destination())
+        by_target[destination].push_back(time);
+    REQUIRE(by_target.size() == n);
+    // Per ping number, the earliest and latest send over all targets.
+    std::vector<std::chrono::nanoseconds> first(count, std::chrono::nanoseconds::max());
+    std::vector<std::chrono::nanoseconds> last(count, std::chrono::nanoseconds::min());
+    for (const auto& [destination, times] : by_target) {
+        REQUIRE(times.size() == count);
+        for (int k = 0; k < count; ++k) {
+            first[k] = std::min(first[k], times[k]);
+            last[k] = std::max(last[k], times[k]);
+            if (k == 0)
+                continue;
+            const auto gap = times[k] - times[k - 1];
+            INFO("target " << destination << " ping " << k << " gap " << ms(gap).count() << " ms");
+            CHECK(gap >= period - send_jitter);
+            // Rounded up to the grid at most once, on ping 1.
+            CHECK(gap < period + 1ms + timing_slack);
+        }
+    }
+    for (int k = 1; k < count; ++k) {
+        INFO("ping " << k << ": sent over " << ms(last[k] - first[k]).count() << " ms; ping 0 over "
+                     << ms(last[0] - first[0]).count() << " ms");
+        // All within the grid steps ping 0 spanned, plus one.
+        CHECK(last[k] - first[k] <= last[0] - first[0] + 1ms + send_jitter);
+    }
+    CHECK(fan.progress().targets_finished == n);
 }
 
 TEST_CASE("the positional overload and loopback, both families", "[series]") {
