@@ -299,8 +299,16 @@ engine_core::~engine_core() {
 }
 
 void engine_core::log(log_component c, log_level l, std::string_view message) const {
-    if (m_config.log.sink)
+    if (!m_config.log.sink)
+        return;
+    // The engine logs from the middle of a batch of completions: a sink's
+    // exception must not cut it short (run() rethrows it at its end).
+    try {
         m_config.log.sink(c, l, message);
+    } catch (...) {
+        if (!m_spawn_exception)
+            m_spawn_exception = std::current_exception();
+    }
 }
 
 std::int64_t engine_core::now_mono() const noexcept {
@@ -779,6 +787,8 @@ void engine_core::reconcile_timer() {
 void engine_core::drive(std::coroutine_handle<> root) {
     if (m_drive_depth > 0)
         throw std::logic_error("engine::run: already running (run() does not nest)");
+    if (m_stop_depth > 0)
+        throw std::logic_error("engine::run: called from inside stop()");
     ++m_drive_depth;
     struct depth_guard {
         int& depth;
@@ -1386,8 +1396,15 @@ std::uint64_t engine_core::ping_tag(std::uint32_t slot, std::uint32_t generation
 
 void engine_core::report_stray(stray_reply::kind what, const ip_address& from,
                                std::uint16_t sequence) {
-    if (m_config.on_stray)
+    if (!m_config.on_stray)
+        return;
+    // Called from the middle of a batch of completions: an exception must
+    // not lose the rest of the batch (run() rethrows it at its end).
+    try {
         m_config.on_stray(stray_reply{what, from, sequence});
+    } catch (...) {
+        record_spawn_exception(std::current_exception());
+    }
 }
 
 void engine_core::match_reply(ip_family family, const icmp_message& m, std::size_t full_length,
@@ -1715,8 +1732,13 @@ void engine_core::stop() {
                        m_stats.waiting);
     }
     cancel_all();
-    if (m_drive_depth > 0 || m_torn_down)
-        return; // the running loop resumes the cancelled; teardown comes later
+    if (m_drive_depth > 0 || m_stop_depth > 0 || m_torn_down)
+        return;     // the running loop delivers the cancelled; teardown comes later
+    ++m_stop_depth; // a stop() from a handler or coroutine resumed below
+    struct depth_guard {
+        int& depth;
+        ~depth_guard() { --depth; }
+    } guard{m_stop_depth};
     // Resume everyone cancelled and collect every send CQE still due.
     for (;;) {
         flush_sends(false);
@@ -1766,6 +1788,7 @@ void engine_core::teardown() noexcept {
         io_uring_queue_exit(&m_ring);
         m_ring_ready = false;
     }
+    read_overruns(); // the sockets' last count, before they close
     for (family_state& fs : m_families) {
         if (fs.buf_ring != nullptr) {
             ::munmap(fs.buf_ring, fs.buf_ring_bytes);
@@ -1876,6 +1899,11 @@ engine_stats engine::stats() const noexcept {
 namespace detail {
 
 const engine_stats& engine_core::stats() noexcept {
+    read_overruns();
+    return m_stats;
+}
+
+void engine_core::read_overruns() noexcept {
     // The kernel's count of packets dropped for a full receive buffer
     // (sk_drops), per socket, cumulative.
     for (family_state& fs : m_families) {
@@ -1888,7 +1916,6 @@ const engine_stats& engine_core::stats() noexcept {
             fs.overruns = meminfo[SK_MEMINFO_DROPS];
     }
     m_stats.receive_overruns = m_families[0].overruns + m_families[1].overruns;
-    return m_stats;
 }
 
 } // namespace detail

@@ -228,6 +228,7 @@ class engine_core {
     bool stopped() const noexcept { return m_stopping; }
     /// The counters, with receive_overruns read from the sockets now.
     const engine_stats& stats() noexcept;
+    void read_overruns() noexcept;
     const engine_config& config() const noexcept { return m_config; }
     std::optional<socket_mode> socket_kind(ip_family family) const noexcept;
 
@@ -367,7 +368,10 @@ class engine_core {
 
     std::vector<std::coroutine_handle<>> m_spawned;
     std::size_t m_spawned_done = 0;
-    std::exception_ptr m_spawn_exception;
+    /// The first exception from a spawned task, a handler, on_stray or the
+    /// log sink: rethrown by run() (mutable: the log sink is called from
+    /// const members).
+    mutable std::exception_ptr m_spawn_exception;
 
     token_key m_key;
     std::uint16_t m_raw_identifier = 0;
@@ -379,6 +383,7 @@ class engine_core {
     std::array<std::vector<unsigned short>, 2> m_held_buffers; ///< per family, by fault_plan
 
     int m_drive_depth = 0;
+    int m_stop_depth = 0; ///< inside stop()'s own loop (stop() outside run())
     bool m_stopping = false;
     bool m_torn_down = false;
     engine_stats m_stats;

@@ -404,6 +404,54 @@ TEST_CASE("a receive buffer too small for a burst: every dropped reply counts as
             return r.status == ping_status::timeout;
         })) == s.timeouts);
     require_balanced(s);
+    // Still counted once the sockets are closed (read before they close).
+    eng.stop();
+    CHECK(eng.stats().receive_overruns == s.receive_overruns);
+}
+
+TEST_CASE("stop() called again from inside stop(): each result once, no frame freed early",
+          "[engine][stop]") {
+    SECTION("from a handler that starts a ping and stops") {
+        struct handler final : icmpengine::ping_handler {
+            engine* eng = nullptr;
+            std::map<std::uint64_t, int> calls;
+            void on_ping_result(std::uint64_t cookie, const ping_result& r) override {
+                CHECK(r.status == ping_status::cancelled);
+                if (calls[cookie]++ == 0 && calls.size() == 1) {
+                    eng->start_ping(ip_address::parse("127.0.0.1"), 1s, *this, 100);
+                    eng->stop();
+                }
+            }
+        } h;
+        engine eng({.fake_drop_probability = 1.0}); // nothing answers before stop()
+        h.eng = &eng;
+        for (std::uint64_t i = 0; i < 3; ++i)
+            eng.start_ping(ip_address::parse("127.0.0.1"), 5s, h, i);
+        eng.stop();
+        REQUIRE(h.calls.size() == 4);
+        for (const auto& [cookie, n] : h.calls) {
+            INFO("cookie " << cookie);
+            CHECK(n == 1);
+        }
+        const engine_stats s = eng.stats();
+        CHECK(s.cancelled == 4);
+        require_balanced(s);
+    }
+    SECTION("from a spawned task whose ping stop() cancelled") {
+        engine eng({.fake_drop_probability = 1.0});
+        bool after_stop = false;
+        auto worker = [](engine& e, bool& after) -> task<void> {
+            const ping_result r = co_await e.ping(ip_address::parse("127.0.0.1"), 5s);
+            CHECK(r.status == ping_status::cancelled);
+            e.stop();
+            after = true; // the frame must still be alive here
+        };
+        eng.spawn(worker(eng, after_stop));
+        eng.run(eng.sleep_for(1ms)); // the worker is now waiting for its reply
+        eng.stop();
+        CHECK(after_stop);
+        require_balanced(eng.stats());
+    }
 }
 
 TEST_CASE("100k pings pending at once all time out together", "[engine][scale][timeout]") {

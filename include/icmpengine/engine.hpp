@@ -157,9 +157,11 @@ class ping_handler {
     /// Called exactly once per ping started with this handler, with the
     /// cookie given to start_ping: from inside engine::run(), never from
     /// inside start_ping itself. (Pings that stop() or the engine's
-    /// destructor cancel outside run() are delivered from inside those.) It may start further pings. An exception it
-    /// throws is rethrown by run() once run()'s task has completed (as for a
-    /// spawned task); the other results are still delivered.
+    /// destructor cancel outside run() are delivered from inside those.)
+    /// It may start further pings. An exception it throws is rethrown by
+    /// run() once run()'s task has completed (as for a spawned task); the
+    /// other results are still delivered. One thrown inside stop() or the
+    /// destructor outside run() is rethrown by the next run(), if any.
     virtual void on_ping_result(std::uint64_t cookie, const ping_result& result) = 0;
 
   protected:
