@@ -213,6 +213,8 @@ void validate(const fanout_options& o) {
 
 } // namespace
 
+namespace {
+
 /// The time ping 0 of a series counts from when the fan-out is unpaced: its
 /// send time rounded up to a grid shared by every series (a tenth of the
 /// period, at most 1 ms). Series started in one burst then wake on a few
@@ -227,6 +229,8 @@ steady::time_point aligned_start(steady::time_point sent, std::chrono::nanosecon
     const auto rounded = (since_epoch + grid - steady::duration(1)) / grid * grid;
     return steady::time_point(rounded);
 }
+
+} // namespace
 
 struct ping_fanout::state final : ping_handler {
     /// A ping in flight: whose it is (the cookie is its index in `pings`).
@@ -249,6 +253,7 @@ struct ping_fanout::state final : ping_handler {
     /// sends no more (`done_sending`) and its last ping has ended.
     bool scheduled = false;
     std::vector<std::uint8_t> done_sending;
+    std::exception_ptr callback_error;     ///< from on_stray: rethrown by run()
     std::vector<ping_ref> pings;           ///< by cookie
     std::vector<std::uint64_t> free_pings; ///< cookies to reuse
     bool ran = false;
@@ -441,7 +446,9 @@ group_child ping_fanout::state::run_series(task_group& /*parent*/, state& st, en
     try {
         steady::time_point t0{};
         for (std::uint64_t k = 0; o.count == 0 || k < o.count; ++k) {
-            if (stop.stop_requested())
+            // A stopped engine cancels every attempt at once: without this,
+            // single-shot mode with no attempt limit would retry forever.
+            if (stop.stop_requested() || eng.stopped())
                 break;
             if (o.until_reply && k > 0) {
                 co_await pings.join();
@@ -555,6 +562,8 @@ task<void> ping_fanout::run(engine& eng) {
     co_await series.join();
     if (!error)
         error = series.error();
+    if (!error)
+        error = st.callback_error;
     if (error)
         std::rethrow_exception(error);
 }
@@ -574,8 +583,17 @@ void ping_fanout::on_stray(const stray_reply& reply) {
         ++s.late_replies;
         ++st.progress.late_replies;
     }
-    if (st.options.on_stray)
+    if (!st.options.on_stray)
+        return;
+    // Called from the engine's completion processing: the exception stops
+    // the fan-out and is rethrown by run(), like any callback's.
+    try {
         st.options.on_stray(stray_event{it->second, reply, s});
+    } catch (...) {
+        if (!st.callback_error)
+            st.callback_error = std::current_exception();
+        st.stop.request_stop();
+    }
 }
 
 void ping_fanout::request_stop() {

@@ -681,6 +681,44 @@ TEST_CASE("an exception from a callback stops the fan-out and is rethrown", "[se
     CHECK_THROWS_AS(eng.run(fan.run(eng)), std::logic_error); // runs once
 }
 
+TEST_CASE("an exception from on_stray stops the fan-out and is rethrown by run()",
+          "[series][stray]") {
+    // 20 us timeouts on loopback: replies come late, so strays arrive from
+    // inside the engine's completion processing.
+    std::vector<ip_address> targets;
+    for (std::uint32_t i = 0; i < 2000; ++i)
+        targets.push_back(ip_address::from_v4(0x7f010001 + i));
+    ping_fanout fan(targets, {.series = {.count = 3, .period = 10ms, .timeout = 20us},
+                              .on_stray = [](const icmpengine::stray_event&) {
+                                  throw std::runtime_error("on_stray failed");
+                              }});
+    engine eng({.on_stray = [&fan](const stray_reply& s) { fan.on_stray(s); }});
+    CHECK_THROWS_WITH(eng.run(fan.run(eng)), "on_stray failed");
+    CHECK(fan.progress().in_flight == 0);
+    CHECK(fan.progress().targets_finished == targets.size());
+    CHECK(eng.stats().in_flight == 0);
+}
+
+TEST_CASE("single-shot mode without an attempt limit ends when the engine stops",
+          "[series][retry][stop]") {
+    ping_fanout fan(std::vector<ip_address>{addr("127.0.0.1")},
+                    {.series = {.count = 0, .timeout = 30ms, .until_reply = true}});
+    engine eng({.fake_drop_probability = 1.0}); // every attempt times out
+    auto body = [](engine& e, ping_fanout& f) -> task<void> {
+        auto stopper = [](engine& en) -> task<void> {
+            co_await en.sleep_for(100ms);
+            en.stop();
+        };
+        e.spawn(stopper(e));
+        co_await f.run(e);
+    };
+    eng.run(body(eng, fan));
+    const series_result& s = fan.series()[0];
+    CHECK(s.finished);
+    CHECK(s.started >= 2);
+    CHECK(s.started <= 5);
+}
+
 TEST_CASE("invalid options throw std::invalid_argument naming the value", "[series][args]") {
     const std::vector<ip_address> one{addr("127.0.0.1")};
     auto message = [&](fanout_options o) -> std::string {

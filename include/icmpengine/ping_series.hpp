@@ -31,9 +31,10 @@ struct series_options {
     /// In an unpaced fan-out t0 is rounded up to a grid shared by all
     /// targets (a tenth of the period, at most 1 ms), so that the targets'
     /// pings leave together and the engine wakes a few times per period,
-    /// not once per target; no two pings of a target are ever closer than
-    /// the period. Must be positive when more than one ping is sent on a
-    /// schedule.
+    /// not once per target. Two pings of a target are never closer than the
+    /// period unless the process stalled: pings whose time passed during a
+    /// stall are sent at once, to keep the schedule. Must be positive when
+    /// more than one ping is sent on a schedule.
     std::chrono::nanoseconds period = std::chrono::seconds(1);
     /// How long each ping waits for its reply (fping -t); 10 us .. days.
     std::chrono::nanoseconds timeout = std::chrono::seconds(1);
