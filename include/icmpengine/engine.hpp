@@ -251,6 +251,9 @@ class ICMPENGINE_API engine {
     void stop();
     bool stopped() const noexcept;
 
+    /// The counters. receive_overruns is read from the sockets at the call
+    /// (SO_MEMINFO: one getsockopt per open socket), so call it per report,
+    /// not per ping.
     engine_stats stats() const noexcept;
     const engine_config& config() const noexcept;
     /// The socket kind in use for `family` (after it was opened).
