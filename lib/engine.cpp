@@ -1677,6 +1677,19 @@ void engine_core::abandon(ping_op& op) noexcept {
                 d.handler = nullptr;
 }
 
+void engine_core::forget(const ping_handler& handler) noexcept {
+    for (slot& s : m_slots)
+        if (s.handler == &handler)
+            s.handler = nullptr;
+    const auto withdrawn =
+        std::erase_if(m_waiting, [&](const ping_request& r) { return r.handler == &handler; });
+    m_stats.waiting -= withdrawn;
+    for (std::vector<delivery>* v : {&m_deliveries, &m_delivering})
+        for (delivery& d : *v)
+            if (d.handler == &handler)
+                d.handler = nullptr;
+}
+
 // ---------------------------------------------------------- spawn / stop
 
 void engine_core::spawn(task<void> t) {
@@ -1843,6 +1856,10 @@ task<ping_result> engine::ping(ip_address to, std::chrono::nanoseconds timeout,
     // Checked here, at the call, rather than when the lazy task first runs.
     check_ping(to, timeout, options);
     return m_core->ping(to, timeout, options);
+}
+
+void engine::forget(const ping_handler& handler) noexcept {
+    m_core->forget(handler);
 }
 
 void engine::start_ping(ip_address to, std::chrono::nanoseconds timeout, ping_handler& handler,

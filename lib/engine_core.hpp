@@ -236,6 +236,7 @@ class engine_core {
     bool start(ping_op& op);
     void start(const ping_request& request);
     void abandon(ping_op& op) noexcept;
+    void forget(const ping_handler& handler) noexcept;
 
     // For sleep_op (engine::sleep_until).
     task<bool> sleep(std::int64_t deadline, std::stop_token stop);

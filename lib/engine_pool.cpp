@@ -103,6 +103,14 @@ class ping_all_job final : public ping_handler {
     ping_all_job(engine& eng, std::span<const ip_address> targets, result_sink sink,
                  const ping_all_options& options, index_source source) noexcept
         : m_eng(eng), m_targets(targets), m_sink(sink), m_options(options), m_source(source) {}
+    ping_all_job(const ping_all_job&) = delete;
+    ping_all_job& operator=(const ping_all_job&) = delete;
+    /// Destroyed with pings in flight (its task was destroyed early): they
+    /// must not report to it.
+    ~ping_all_job() {
+        if (m_in_flight > 0)
+            m_eng.forget(*this);
+    }
 
     /// Starts the first window of pings; completes when every ping ended.
     auto run() noexcept {

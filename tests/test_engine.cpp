@@ -454,6 +454,63 @@ TEST_CASE("stop() called again from inside stop(): each result once, no frame fr
     }
 }
 
+TEST_CASE("forget(): a handler's pending pings end without it; a ping_all task destroyed early",
+          "[engine][start_ping][forget]") {
+    SECTION("in flight, waiting and ended but undelivered") {
+        struct counting final : icmpengine::ping_handler {
+            int calls = 0;
+            void on_ping_result(std::uint64_t, const ping_result&) override { ++calls; }
+        } forgotten, kept;
+        engine eng({.max_in_flight = 8, .fake_drop_probability = 1.0}); // all time out
+        for (std::uint64_t i = 0; i < 6; ++i)
+            eng.start_ping(ip_address::parse("127.0.0.1"), 20ms, forgotten, i);
+        for (std::uint64_t i = 0; i < 6; ++i)
+            eng.start_ping(ip_address::parse("127.0.0.1"), 20ms, kept, i);
+        CHECK(eng.stats().in_flight == 8);
+        CHECK(eng.stats().waiting == 4);
+        eng.forget(forgotten); // 6 in flight; none of its own waiting
+        CHECK(eng.stats().waiting == 4);
+        eng.run(eng.sleep_for(200ms));
+        CHECK(forgotten.calls == 0);
+        CHECK(kept.calls == 6);
+        const engine_stats s = eng.stats();
+        CHECK(s.sent == 12);
+        CHECK(s.timeouts == 12);
+        require_balanced(s);
+
+        // Waiting for a slot: withdrawn, never sent.
+        for (std::uint64_t i = 0; i < 12; ++i)
+            eng.start_ping(ip_address::parse("127.0.0.1"), 20ms, i < 8 ? kept : forgotten, i);
+        CHECK(eng.stats().waiting == 4);
+        eng.forget(forgotten);
+        CHECK(eng.stats().waiting == 0);
+        eng.run(eng.sleep_for(200ms));
+        CHECK(forgotten.calls == 0);
+        CHECK(kept.calls == 14);
+        CHECK(eng.stats().sent == 20);
+        require_balanced(eng.stats());
+    }
+    SECTION("a ping_all task destroyed with its pings in flight") {
+        engine eng({.fake_drop_probability = 1.0}); // all time out
+        const std::vector<ip_address> targets(64, ip_address::parse("127.0.0.1"));
+        std::vector<ping_result> results(targets.size());
+        {
+            task<void> all = icmpengine::ping_all(eng, targets, results, {.timeout = 50ms});
+            auto start = [](engine& e, task<void>& t) -> task<void> {
+                // Started by hand, not awaited: it starts its pings and waits.
+                icmpengine::detail::task_access::handle(t).resume();
+                co_await e.sleep_for(1ms);
+            };
+            eng.run(start(eng, all));
+            CHECK(eng.stats().in_flight == 64);
+        }                              // destroyed here, its pings still in flight
+        eng.run(eng.sleep_for(150ms)); // they time out with nobody to tell
+        const engine_stats s = eng.stats();
+        CHECK(s.timeouts == 64);
+        require_balanced(s);
+    }
+}
+
 TEST_CASE("100k pings pending at once all time out together", "[engine][scale][timeout]") {
     testing::scoped_sysctl ignore4("net.ipv4.icmp_echo_ignore_all", "1");
     constexpr std::uint32_t n = 100'000;

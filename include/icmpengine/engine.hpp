@@ -209,6 +209,13 @@ class ICMPENGINE_API engine {
     void start_ping(ip_address to, std::chrono::nanoseconds timeout, ping_handler& handler,
                     std::uint64_t cookie, ping_options options = {});
 
+    /// Detaches `handler` from every ping it started whose result has not
+    /// been delivered: pings in flight end as they will (and are counted)
+    /// but their results go nowhere; pings still waiting for a slot are
+    /// withdrawn. For a handler about to be destroyed before its pings
+    /// ended. Linear in the engine's slots.
+    void forget(const ping_handler& handler) noexcept;
+
     /// Drives the event loop until `t` completes; returns its value or
     /// rethrows its exception. Also rethrows the first exception that escaped
     /// a spawned task.
