@@ -1671,9 +1671,13 @@ void engine_core::abandon(ping_op& op) noexcept {
     }
     // Ended (in flight, or cancelled while queued), its result not yet
     // delivered.
+    drop_deliveries(op);
+}
+
+void engine_core::drop_deliveries(const ping_handler& handler) noexcept {
     for (std::vector<delivery>* v : {&m_deliveries, &m_delivering})
         for (delivery& d : *v)
-            if (d.handler == &op)
+            if (d.handler == &handler)
                 d.handler = nullptr;
 }
 
@@ -1684,10 +1688,7 @@ void engine_core::forget(const ping_handler& handler) noexcept {
     const auto withdrawn =
         std::erase_if(m_waiting, [&](const ping_request& r) { return r.handler == &handler; });
     m_stats.waiting -= withdrawn;
-    for (std::vector<delivery>* v : {&m_deliveries, &m_delivering})
-        for (delivery& d : *v)
-            if (d.handler == &handler)
-                d.handler = nullptr;
+    drop_deliveries(handler);
 }
 
 // ---------------------------------------------------------- spawn / stop

@@ -322,6 +322,8 @@ class engine_core {
     void end(std::uint32_t index, ping_status status, ping_result result);
     void deliver(ping_handler* handler, std::uint64_t cookie, const ping_result& result);
     void deliver_results();
+    /// Results not yet delivered to `handler` go nowhere.
+    void drop_deliveries(const ping_handler& handler) noexcept;
     void finish(std::uint32_t index);
     void admit_waiting();
     void cancel_all();

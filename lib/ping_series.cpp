@@ -383,18 +383,13 @@ group_child ping_fanout::state::run_schedule(task_group& /*parent*/, state& st, 
     std::vector<next_ping> heap;
     std::exception_ptr error;
     try {
+        // Ping 0 of every series is due now, in target order (ties in the
+        // heap go by series); its t0 is known once it was sent.
+        const steady::time_point start = steady::now();
         heap.reserve(n);
-        // Ping 0 of every series now, in target order.
-        for (std::size_t i = 0; i < n && !stop.stop_requested() && !pings.error(); ++i) {
-            st.start_ping(eng, i, 0);
-            if (o.count == 1) {
-                st.stop_sending(i);
-                continue;
-            }
-            const steady::time_point t0 = aligned_start(steady::now(), o.period);
-            heap.push_back({t0 + std::chrono::duration_cast<steady::duration>(o.period), t0, i, 1});
-            std::push_heap(heap.begin(), heap.end(), later);
-        }
+        for (std::size_t i = 0; i < n; ++i)
+            heap.push_back({start, {}, i, 0});
+        std::make_heap(heap.begin(), heap.end(), later);
         while (!heap.empty() && !stop.stop_requested() && !pings.error()) {
             const steady::time_point due = heap.front().due;
             if (steady::now() < due && !co_await eng.sleep_until(due, stop))
@@ -405,6 +400,8 @@ group_child ping_fanout::state::run_schedule(task_group& /*parent*/, state& st, 
                 next_ping p = heap.back();
                 heap.pop_back();
                 st.start_ping(eng, p.series, p.k);
+                if (p.k == 0)
+                    p.t0 = aligned_start(steady::now(), o.period);
                 if (o.count != 0 && p.k + 1 == o.count) {
                     st.stop_sending(p.series);
                     continue;

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <arpa/inet.h>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -21,6 +22,7 @@
 #include <net/ethernet.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <sys/socket.h>
@@ -126,48 +128,65 @@ class send_capture {
     /// The same with each request's IPv4 destination (host order; 0 for IPv6).
     std::vector<std::pair<std::chrono::nanoseconds, std::uint32_t>> requests_with_destination() {
         std::vector<std::pair<std::chrono::nanoseconds, std::uint32_t>> out;
-        for (;;) {
-            unsigned char packet[2048];
-            alignas(cmsghdr) unsigned char control[256];
-            sockaddr_ll from{};
-            iovec iov{packet, sizeof packet};
-            msghdr msg{};
-            msg.msg_name = &from;
-            msg.msg_namelen = sizeof from;
-            msg.msg_iov = &iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = control;
-            msg.msg_controllen = sizeof control;
-            const ssize_t n = ::recvmsg(m_fd, &msg, MSG_DONTWAIT);
-            if (n <= 0)
-                break;
+        while (const std::optional<captured> p = read_one()) {
+            const unsigned char* packet = p->packet.data();
+            const std::size_t n = p->length;
             const bool v4_echo = n >= 28 && packet[0] >> 4 == 4 && packet[9] == IPPROTO_ICMP &&
                                  packet[(packet[0] & 0xf) * 4] == 8;
             const bool v6_echo =
                 n >= 48 && packet[0] >> 4 == 6 && packet[6] == IPPROTO_ICMPV6 && packet[40] == 128;
-            if (from.sll_pkttype != PACKET_OUTGOING || !(v4_echo || v6_echo))
+            if (!p->outgoing || !(v4_echo || v6_echo) || !p->stamp)
                 continue;
             const std::uint32_t destination =
                 v4_echo ? std::uint32_t{packet[16]} << 24 | std::uint32_t{packet[17]} << 16 |
                               std::uint32_t{packet[18]} << 8 | packet[19]
                         : 0;
-            for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c))
-                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
-                    timespec ts{};
-                    std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
-                    out.emplace_back(std::chrono::nanoseconds(
-                                         std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec),
-                                     destination);
-                }
+            out.emplace_back(*p->stamp, destination);
         }
         return out;
     }
 
   private:
-    static std::int64_t realtime_ns() {
+    /// One packet as read from the capture socket.
+    struct captured {
+        std::array<unsigned char, 2048> packet;
+        std::size_t length;
+        bool outgoing;
+        std::optional<std::chrono::nanoseconds> stamp; ///< SCM_TIMESTAMPNS, CLOCK_REALTIME
+    };
+
+    /// The next packet queued on the socket, if any (never waits).
+    std::optional<captured> read_one() {
+        captured c{};
+        alignas(cmsghdr) unsigned char control[256];
+        sockaddr_ll from{};
+        iovec iov{c.packet.data(), c.packet.size()};
+        msghdr msg{};
+        msg.msg_name = &from;
+        msg.msg_namelen = sizeof from;
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        const ssize_t n = ::recvmsg(m_fd, &msg, MSG_DONTWAIT);
+        if (n <= 0)
+            return std::nullopt;
+        c.length = static_cast<std::size_t>(n);
+        c.outgoing = from.sll_pkttype == PACKET_OUTGOING;
+        for (cmsghdr* h = CMSG_FIRSTHDR(&msg); h != nullptr; h = CMSG_NXTHDR(&msg, h))
+            if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_TIMESTAMPNS) {
+                timespec ts{};
+                std::memcpy(&ts, CMSG_DATA(h), sizeof ts);
+                c.stamp =
+                    std::chrono::nanoseconds(std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec);
+            }
+        return c;
+    }
+
+    static std::chrono::nanoseconds realtime() {
         timespec ts{};
         ::clock_gettime(CLOCK_REALTIME, &ts);
-        return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+        return std::chrono::nanoseconds(std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec);
     }
 
     /// SO_TIMESTAMPNS turns on the kernel's packet timestamps through a
@@ -187,26 +206,9 @@ class send_capture {
             REQUIRE(::sendto(probe, "x", 1, 0, reinterpret_cast<const sockaddr*>(&to), sizeof to) ==
                     1);
             ::usleep(1000);
-            const std::int64_t before_read = realtime_ns();
-            for (;;) {
-                unsigned char packet[2048];
-                alignas(cmsghdr) unsigned char control[256];
-                iovec iov{packet, sizeof packet};
-                msghdr msg{};
-                msg.msg_iov = &iov;
-                msg.msg_iovlen = 1;
-                msg.msg_control = control;
-                msg.msg_controllen = sizeof control;
-                if (::recvmsg(m_fd, &msg, MSG_DONTWAIT) <= 0)
-                    break;
-                for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c))
-                    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
-                        timespec ts{};
-                        std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
-                        live = live ||
-                               std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec < before_read;
-                    }
-            }
+            const std::chrono::nanoseconds before_read = realtime();
+            while (const std::optional<captured> p = read_one())
+                live = live || (p->stamp && *p->stamp < before_read);
         }
         ::close(probe);
         REQUIRE(live);
