@@ -68,10 +68,9 @@ std::uint16_t internet_checksum(std::span<const std::byte> data) noexcept;
 /// if `compute_checksum` (raw IPv4 sockets); datagram sockets and ICMPv6 let
 /// the kernel do it, so it is left zero. Returns the bytes written, or 0 if
 /// `out` is smaller than icmp_header_size + payload_size.
-std::size_t build_echo_request(std::span<std::byte> out, ip_family family,
-                               std::uint16_t identifier, std::uint16_t sequence,
-                               std::uint32_t payload_size, const echo_token* token,
-                               bool compute_checksum) noexcept;
+std::size_t build_echo_request(std::span<std::byte> out, ip_family family, std::uint16_t identifier,
+                               std::uint16_t sequence, std::uint32_t payload_size,
+                               const echo_token* token, bool compute_checksum) noexcept;
 
 /// True if `received` (an echo payload as received, possibly truncated by a
 /// short receive buffer) is a prefix of what build_echo_request would have
@@ -98,11 +97,11 @@ enum class icmp_kind : std::uint8_t {
 
 enum class parse_error : std::uint8_t {
     none,
-    truncated,           ///< shorter than the headers it claims
-    bad_checksum,        ///< ICMPv4 checksum wrong (only checked when asked)
-    bad_ip_header,       ///< IPv4 header: version != 4, IHL < 5, length mismatch, not ICMP
-    quote_not_echo,      ///< an ICMP error quoting something other than our echo request
-    bad_code,            ///< echo reply / request with code != 0
+    truncated,      ///< shorter than the headers it claims
+    bad_checksum,   ///< ICMPv4 checksum wrong (only checked when asked)
+    bad_ip_header,  ///< IPv4 header: version != 4, IHL < 5, length mismatch, not ICMP
+    quote_not_echo, ///< an ICMP error quoting something other than our echo request
+    bad_code,       ///< echo reply / request with code != 0
 };
 
 /// One parsed ICMP message.
