@@ -1,0 +1,54 @@
+#include "supervisor.hpp"
+
+#include "signals.hpp"
+
+#include <fmt/format.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+
+namespace icmpengine_cli {
+
+ie::task<void> supervisor::run() {
+    int quits_seen = 0;
+    auto next_progress = started + progress_every;
+    std::uint64_t sent_before = 0;
+    auto progress_before = started;
+    while (co_await eng.sleep_for(tick)) {
+        // Lines reach a pipe within a tick (a consumer of -l --json sees
+        // events live) without a write per line.
+        std::fflush(stdout);
+        const int interrupts = interrupts_received();
+        if (interrupts >= 1 && !interrupted) {
+            interrupted = true;
+            fan.request_stop(); // pings in flight run to their timeout
+        }
+        if (interrupts >= 2 && !cancelled) {
+            cancelled = true;
+            eng.stop(); // cancels the pings in flight; wakes this sleep too
+        }
+        if (const int quits = quit_requests_received(); quits != quits_seen) {
+            quits_seen = quits;
+            report.summary(fan.series(),
+                           run_status{false, interrupted, unresolved,
+                                      std::chrono::steady_clock::now() - started, std::nullopt});
+        }
+        const auto now = std::chrono::steady_clock::now();
+        if (lines.progress_enabled() && now >= next_progress) {
+            const ie::fanout_progress& p = fan.progress();
+            const double seconds = std::chrono::duration<double>(now - progress_before).count();
+            const double rate = static_cast<double>(p.sent - sent_before) / seconds;
+            sent_before = p.sent;
+            progress_before = now;
+            next_progress = now + progress_every;
+            lines.progress(fmt::format(
+                "{}/{} targets done, {} alive, {} replies, {} timeouts, {} in flight, {:.0f} "
+                "pings/s",
+                p.targets_finished, p.targets, p.targets_alive, p.replies, p.timeouts, p.in_flight,
+                rate));
+        }
+    }
+}
+
+} // namespace icmpengine_cli

@@ -1,0 +1,35 @@
+// The coroutine that runs beside the fan-out on the engine's thread: it
+// acts on signals (signals.hpp) and draws the progress line.
+#pragma once
+
+#include "line_output.hpp"
+#include "report.hpp"
+
+#include <icmpengine/icmpengine.hpp>
+
+#include <chrono>
+#include <cstddef>
+
+namespace icmpengine_cli {
+
+/// Runs beside the fan-out: turns signals into stop requests and interim
+/// summaries, and draws the progress line. Signals only set counters; they
+/// are acted on here, on the engine's thread, within one tick. run() ends
+/// when the engine stops.
+struct supervisor {
+    static constexpr std::chrono::milliseconds tick{25};
+    static constexpr std::chrono::seconds progress_every{1};
+
+    ie::engine& eng;
+    ie::ping_fanout& fan;
+    reporter& report;
+    line_output& lines;
+    std::chrono::steady_clock::time_point started;
+    std::size_t unresolved = 0;
+    bool interrupted = false; ///< a first SIGINT/SIGTERM: no more pings sent
+    bool cancelled = false;   ///< a second one: the pings in flight cancelled
+
+    ie::task<void> run();
+};
+
+} // namespace icmpengine_cli
