@@ -43,6 +43,77 @@ void apply(option_error& first, int fd, int level, int name, int value, const ch
         first = {e, what};
 }
 
+// IPv4 options: error reporting and TTL reception (datagram sockets) or
+// the ICMP filter (raw), then TOS, TTL and DF.
+void configure_v4(option_error& first, int fd, socket_mode kind, const engine_config& config) {
+    if (kind == socket_mode::datagram) {
+        // ICMP errors about our requests go to the error queue (and set
+        // sk_err); raw sockets see them in-band instead, so no RECVERR.
+        apply(first, fd, IPPROTO_IP, IP_RECVERR, 1, "IP_RECVERR");
+        apply(first, fd, IPPROTO_IP, IP_RECVTTL, 1, "IP_RECVTTL");
+    } else {
+        // Only what the engine reads: echo replies and the errors that can
+        // be about our requests (icmp(7), ICMP_FILTER: a set bit filters
+        // that type out).
+        icmp_filter filter{};
+        filter.data = ~((1u << icmp4_echo_reply) | (1u << icmp4_dest_unreachable) |
+                        (1u << icmp4_time_exceeded) | (1u << icmp4_parameter_problem));
+        if (first.err == 0 && ::setsockopt(fd, SOL_RAW, ICMP_FILTER, &filter, sizeof filter))
+            first = {errno, "ICMP_FILTER"};
+    }
+    if (config.dscp != 0)
+        apply(first, fd, IPPROTO_IP, IP_TOS, config.dscp << 2, "IP_TOS");
+    if (config.ttl != 0)
+        apply(first, fd, IPPROTO_IP, IP_TTL, config.ttl, "IP_TTL");
+    if (config.dont_fragment)
+        apply(first, fd, IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO, "IP_MTU_DISCOVER");
+}
+
+// IPv6 options: error reporting (datagram sockets) or the ICMPv6 filter
+// (raw), hop limit reception, then traffic class, hop limit and DONTFRAG.
+void configure_v6(option_error& first, int fd, socket_mode kind, const engine_config& config) {
+    if (kind == socket_mode::datagram) {
+        apply(first, fd, IPPROTO_IPV6, IPV6_RECVERR, 1, "IPV6_RECVERR");
+    } else {
+        icmp6_filter filter;
+        ICMP6_FILTER_SETBLOCKALL(&filter);
+        ICMP6_FILTER_SETPASS(icmp6_echo_reply, &filter);
+        ICMP6_FILTER_SETPASS(icmp6_dest_unreachable, &filter);
+        ICMP6_FILTER_SETPASS(icmp6_packet_too_big, &filter);
+        ICMP6_FILTER_SETPASS(icmp6_time_exceeded, &filter);
+        ICMP6_FILTER_SETPASS(icmp6_parameter_problem, &filter);
+        if (first.err == 0 &&
+            ::setsockopt(fd, IPPROTO_ICMPV6, ICMP6_FILTER, &filter, sizeof filter))
+            first = {errno, "ICMP6_FILTER"};
+    }
+    apply(first, fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1, "IPV6_RECVHOPLIMIT");
+    if (config.dscp != 0)
+        apply(first, fd, IPPROTO_IPV6, IPV6_TCLASS, config.dscp << 2, "IPV6_TCLASS");
+    if (config.ttl != 0)
+        apply(first, fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, config.ttl, "IPV6_UNICAST_HOPS");
+    if (config.dont_fragment)
+        apply(first, fd, IPPROTO_IPV6, IPV6_DONTFRAG, 1, "IPV6_DONTFRAG");
+}
+
+// Binds the socket to the configured source address of its family.
+void bind_source(option_error& first, int fd, const ip_address& source) {
+    int rc = 0;
+    if (source.is_v4()) {
+        sockaddr_in sa{};
+        sa.sin_family = AF_INET;
+        std::memcpy(&sa.sin_addr, source.bytes().data(), 4);
+        rc = ::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa);
+    } else {
+        sockaddr_in6 sa{};
+        sa.sin6_family = AF_INET6;
+        std::memcpy(&sa.sin6_addr, source.bytes().data(), 16);
+        sa.sin6_scope_id = source.scope_id();
+        rc = ::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa);
+    }
+    if (rc != 0)
+        first = {errno, fmt::format("bind to source address {}", source.to_string())};
+}
+
 option_error configure(int fd, ip_family family, socket_mode kind, const engine_config& config,
                        icmp_socket& out) {
     option_error first;
@@ -53,52 +124,10 @@ option_error configure(int fd, ip_family family, socket_mode kind, const engine_
     // when stats are asked for, not with SO_RXQ_OVFL: that would cost a
     // control message on every reply.
     apply(first, fd, SOL_SOCKET, SO_TIMESTAMPNS, 1, "SO_TIMESTAMPNS");
-
-    if (v4) {
-        if (kind == socket_mode::datagram) {
-            // ICMP errors about our requests go to the error queue (and set
-            // sk_err); raw sockets see them in-band instead, so no RECVERR.
-            apply(first, fd, IPPROTO_IP, IP_RECVERR, 1, "IP_RECVERR");
-            apply(first, fd, IPPROTO_IP, IP_RECVTTL, 1, "IP_RECVTTL");
-        } else {
-            // Only what the engine reads: echo replies and the errors that
-            // can be about our requests (icmp(7), ICMP_FILTER: a set bit
-            // filters that type out).
-            icmp_filter filter{};
-            filter.data = ~((1u << icmp4_echo_reply) | (1u << icmp4_dest_unreachable) |
-                            (1u << icmp4_time_exceeded) | (1u << icmp4_parameter_problem));
-            if (first.err == 0 && ::setsockopt(fd, SOL_RAW, ICMP_FILTER, &filter, sizeof filter))
-                first = {errno, "ICMP_FILTER"};
-        }
-        if (config.dscp != 0)
-            apply(first, fd, IPPROTO_IP, IP_TOS, config.dscp << 2, "IP_TOS");
-        if (config.ttl != 0)
-            apply(first, fd, IPPROTO_IP, IP_TTL, config.ttl, "IP_TTL");
-        if (config.dont_fragment)
-            apply(first, fd, IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO, "IP_MTU_DISCOVER");
-    } else {
-        if (kind == socket_mode::datagram) {
-            apply(first, fd, IPPROTO_IPV6, IPV6_RECVERR, 1, "IPV6_RECVERR");
-        } else {
-            icmp6_filter filter;
-            ICMP6_FILTER_SETBLOCKALL(&filter);
-            ICMP6_FILTER_SETPASS(icmp6_echo_reply, &filter);
-            ICMP6_FILTER_SETPASS(icmp6_dest_unreachable, &filter);
-            ICMP6_FILTER_SETPASS(icmp6_packet_too_big, &filter);
-            ICMP6_FILTER_SETPASS(icmp6_time_exceeded, &filter);
-            ICMP6_FILTER_SETPASS(icmp6_parameter_problem, &filter);
-            if (first.err == 0 &&
-                ::setsockopt(fd, IPPROTO_ICMPV6, ICMP6_FILTER, &filter, sizeof filter))
-                first = {errno, "ICMP6_FILTER"};
-        }
-        apply(first, fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1, "IPV6_RECVHOPLIMIT");
-        if (config.dscp != 0)
-            apply(first, fd, IPPROTO_IPV6, IPV6_TCLASS, config.dscp << 2, "IPV6_TCLASS");
-        if (config.ttl != 0)
-            apply(first, fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, config.ttl, "IPV6_UNICAST_HOPS");
-        if (config.dont_fragment)
-            apply(first, fd, IPPROTO_IPV6, IPV6_DONTFRAG, 1, "IPV6_DONTFRAG");
-    }
+    if (v4)
+        configure_v4(first, fd, kind, config);
+    else
+        configure_v6(first, fd, kind, config);
 
     // The default receive buffer holds only ~255 replies (832 bytes of
     // truesize each); a wide window needs more. SO_RCVBUFFORCE ignores
@@ -121,23 +150,8 @@ option_error configure(int fd, ip_family family, socket_mode kind, const engine_
     }
 
     const std::optional<ip_address>& source = v4 ? config.source_v4 : config.source_v6;
-    if (first.err == 0 && source) {
-        int rc = 0;
-        if (v4) {
-            sockaddr_in sa{};
-            sa.sin_family = AF_INET;
-            std::memcpy(&sa.sin_addr, source->bytes().data(), 4);
-            rc = ::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa);
-        } else {
-            sockaddr_in6 sa{};
-            sa.sin6_family = AF_INET6;
-            std::memcpy(&sa.sin6_addr, source->bytes().data(), 16);
-            sa.sin6_scope_id = source->scope_id();
-            rc = ::bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa);
-        }
-        if (rc != 0)
-            first = {errno, fmt::format("bind to source address {}", source->to_string())};
-    }
+    if (first.err == 0 && source)
+        bind_source(first, fd, *source);
     return first;
 }
 

@@ -5,6 +5,7 @@ set -euo pipefail
 
 packages=(
   g++ clang libclang-rt-14-dev          # compilers; clang's sanitizer and fuzzer runtimes
+  clang-tidy                            # scripts/check-layout: function sizes
   meson ninja-build pkg-config python3  # build
   liburing-dev libfmt-dev               # the library
   catch2 libbenchmark-dev               # tests, benchmarks

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls this and nothing else):
-#  1. GCC, warnings as errors: unit, system and bench-smoke suites;
+#  1. GCC, warnings as errors: unit, system and bench-smoke suites, and the
+#     layout check (file and function sizes, scripts/check-layout);
 #  2. clang with AddressSanitizer + UndefinedBehaviorSanitizer (and
 #     LeakSanitizer): unit and system suites again, and the fuzzers for 60 s each;
 #  3. clang with ThreadSanitizer: the multi-engine (engine per thread) test.
@@ -18,7 +19,7 @@ run_suites() { # build-dir timeout-multiplier suite [test-name]... (names after 
   local args=()
   for s in "$@"; do
     case "$s" in
-      unit|system|bench-smoke|fuzz) args+=(--suite "$s") ;;
+      unit|system|bench-smoke|fuzz|layout) args+=(--suite "$s") ;;
       *) args+=("$s") ;;
     esac
   done
@@ -43,7 +44,7 @@ status=0
 echo "== gcc, -Werror =="
 [ -d build-ci ] || meson setup build-ci -Dbuildtype=debugoptimized -Dwerror=true >/dev/null
 meson compile -C build-ci
-run_suites build-ci 1 unit system bench-smoke || status=1
+run_suites build-ci 1 unit system bench-smoke layout || status=1
 
 echo "== clang, ASan + UBSan =="
 # -fno-sanitize=function: clang 14 cannot compile coroutines with it
