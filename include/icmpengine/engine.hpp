@@ -82,11 +82,10 @@ struct engine_config {
     /// (backpressure, not failure). 1..16,777,216.
     std::uint32_t max_in_flight = 1u << 20;
     /// Echo requests submitted per io_uring_enter at most. Each request's send
-    /// time is taken just before the enter that submits it, so this bounds the
-    /// RTT over-estimate in bursts (about 1-2 us per earlier request in the
-    /// same batch on loopback). 16 is as fast as any larger batch on
-    /// loopback (bench/README.md) with half the over-estimate of 32.
-    /// 1..queue_depth.
+    /// time is taken just before the enter that submits it, so a request's
+    /// RTT is over-estimated by the time the kernel spends sending the
+    /// requests before it in the same batch: this bounds that bias (README,
+    /// "RTT"; bench/README.md measures it). 1..queue_depth.
     std::uint32_t send_batch = 16;
     /// Provided receive buffers per socket (power of two, 16..32768) and the
     /// size of each (256..65536 bytes). A reply longer than a buffer still
@@ -109,9 +108,10 @@ struct engine_config {
     /// Bind both sockets to this interface (SO_BINDTODEVICE); empty = any.
     std::string interface {};
     socket_mode mode = socket_mode::automatic;
-    /// Test hook from the original engine: drop this fraction (0..1) of echo
-    /// requests instead of sending them. Those pings end as `timeout` with
-    /// ping_result::fake_dropped set. The choice is a seeded PRNG's.
+    /// Drops this fraction (0..1) of echo requests instead of sending them,
+    /// to test what sits above the engine. Those pings end as `timeout` at
+    /// their deadline with ping_result::fake_dropped set. The choice is a
+    /// PRNG's seeded with fake_drop_seed, so a run can be replayed.
     double fake_drop_probability = 0.0;
     std::uint64_t fake_drop_seed = 1;
     log_config log{};
@@ -148,10 +148,8 @@ struct engine_stats {
     std::uint64_t submissions = 0;       ///< io_uring_enter calls that submitted work
 };
 
-/// Receives the results of pings started with engine::start_ping: the
-/// frame-free way to ping, for fan-outs over so many targets that a
-/// coroutine frame per ping would be most of the memory and time (ping_all
-/// and ping_fanout use it).
+/// Receives the results of pings started with engine::start_ping: the way to
+/// ping without a coroutine frame per ping (the library's fan-outs use it).
 class ping_handler {
   public:
     /// Called exactly once per ping started with this handler, with the
@@ -202,10 +200,11 @@ class ICMPENGINE_API engine {
 
     /// The same ping without a coroutine: `handler.on_ping_result(cookie,
     /// result)` receives its result, exactly once, from inside run(). What
-    /// stays per ping in flight is the engine's own state (about 100 bytes),
-    /// not a coroutine frame. Pings beyond max_in_flight wait their turn as
-    /// ping()'s do; after stop() they end as `cancelled`. The handler must
-    /// outlive the ping. Throws std::invalid_argument as ping() does.
+    /// stays per ping in flight is the engine's own state, not a coroutine
+    /// frame. Pings beyond max_in_flight wait their turn as ping()'s do;
+    /// after stop() they end as `cancelled`. The handler must outlive the
+    /// ping (or be detached with forget()). Throws std::invalid_argument as
+    /// ping() does.
     void start_ping(ip_address to, std::chrono::nanoseconds timeout, ping_handler& handler,
                     std::uint64_t cookie, ping_options options = {});
 
