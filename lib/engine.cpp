@@ -7,21 +7,25 @@
 #include <stdexcept>
 
 namespace icmpengine {
-namespace {
+namespace detail {
 
 void check_ping(const ip_address& to, std::chrono::nanoseconds timeout,
                 const ping_options& options) {
     if (timeout.count() <= 0)
         throw std::invalid_argument(fmt::format("ping to {}: timeout {} ns must be positive",
                                                 to.to_string(), timeout.count()));
-    if (timeout.count() > detail::max_timeout_ns)
+    if (timeout.count() > max_timeout_ns)
         throw std::invalid_argument(fmt::format(
             "ping to {}: timeout {} ns is longer than ten years", to.to_string(), timeout.count()));
-    if (options.payload_size > detail::max_payload_size)
+    if (options.payload_size > max_payload_size)
         throw std::invalid_argument(fmt::format("ping to {}: payload size {} exceeds {} bytes",
                                                 to.to_string(), options.payload_size,
-                                                detail::max_payload_size));
+                                                max_payload_size));
 }
+
+} // namespace detail
+
+namespace {
 
 // Deadlines further out than ten years are taken as ten years: far from
 // int64 overflow, and no process waits that long.
@@ -33,20 +37,20 @@ std::int64_t mono_deadline_after(std::chrono::nanoseconds remaining) noexcept {
 } // namespace
 
 engine::engine(engine_config config)
-    : m_core(std::make_unique<detail::engine_core>(std::move(config))) {}
+    : m_core(std::make_unique<detail::engine_core>(*this, std::move(config))) {}
 
 engine::~engine() = default;
 
 task<ping_result> engine::ping(ip_address to, std::chrono::nanoseconds timeout,
                                ping_options options) {
     // Checked here, at the call, rather than when the lazy task first runs.
-    check_ping(to, timeout, options);
+    detail::check_ping(to, timeout, options);
     return m_core->ping(to, timeout, options);
 }
 
 void engine::start_ping(ip_address to, std::chrono::nanoseconds timeout, ping_handler& handler,
                         std::uint64_t cookie, ping_options options) {
-    check_ping(to, timeout, options);
+    detail::check_ping(to, timeout, options);
     m_core->start(
         detail::ping_request{to, timeout.count(), options.payload_size, &handler, cookie, nullptr});
 }
@@ -57,6 +61,18 @@ void engine::forget(const ping_handler& handler) noexcept {
 
 void engine::drive(std::coroutine_handle<> root) {
     m_core->drive(root);
+}
+
+bool engine::poll() {
+    return m_core->poll();
+}
+
+int engine::native_handle() {
+    return m_core->native_handle();
+}
+
+remote_engine engine::remote() {
+    return remote_engine(m_core->remote());
 }
 
 task<bool> engine::sleep_until(std::chrono::steady_clock::time_point deadline,

@@ -95,8 +95,8 @@ std::int64_t clock_ns(clockid_t clock) noexcept {
     return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
-engine_core::engine_core(engine_config config)
-    : m_config(validated(std::move(config))), m_slots(m_config.max_in_flight),
+engine_core::engine_core(engine& owner, engine_config config)
+    : m_owner(owner), m_config(validated(std::move(config))), m_slots(m_config.max_in_flight),
       m_matcher(random_token_key()) {
     if (m_config.log.sink)
         m_log_levels = m_config.log.levels;

@@ -41,6 +41,7 @@
 #include "icmp_socket.hpp"
 #include "io_ring.hpp"
 #include "packet.hpp"
+#include "remote_queue.hpp"
 #include "reply_matcher.hpp"
 #include "send_buffer_pool.hpp"
 #include "slot_table.hpp"
@@ -75,6 +76,11 @@ inline constexpr std::size_t send_buffer_size(std::uint32_t payload_size) noexce
 
 /// Reads CLOCK_MONOTONIC or CLOCK_REALTIME in nanoseconds.
 std::int64_t clock_ns(clockid_t clock) noexcept;
+
+/// Checks the arguments of one ping (engine::ping, start_ping,
+/// remote_engine::ping): throws std::invalid_argument naming the bad value.
+void check_ping(const ip_address& to, std::chrono::nanoseconds timeout,
+                const ping_options& options);
 
 /// One ping as it was asked for: what launch() needs to send it and whom
 /// to tell how it ended.
@@ -192,7 +198,7 @@ struct recovery_counts {
 
 class engine_core {
   public:
-    explicit engine_core(engine_config config);
+    engine_core(engine& owner, engine_config config);
     ~engine_core();
 
     // engine_core.cpp: setup, sockets, counters, log.
@@ -214,6 +220,11 @@ class engine_core {
     void stop();
     void record_spawn_exception(std::exception_ptr e) noexcept;
     void spawned_finished() noexcept { ++m_spawned_done; }
+
+    // engine_embed.cpp: driven from another loop or thread.
+    bool poll();
+    int native_handle();
+    std::shared_ptr<remote_queue> remote();
 
     // engine_send.cpp: starting pings, for ping_op and engine::start_ping.
     task<ping_result> ping(ip_address to, std::chrono::nanoseconds timeout, ping_options options);
@@ -264,6 +275,18 @@ class engine_core {
     void sweep_spawned();
     void teardown() noexcept;
 
+    // engine_embed.cpp
+    void signal_notify() noexcept;
+    void clear_notify() noexcept;
+    void work_queued_outside() noexcept {
+        if (m_drive_depth == 0 && m_notify_fd >= 0)
+            signal_notify();
+    }
+    void arm_wake();
+    void drain_remote();
+    void close_remote();
+    void run_remote(remote_queue::work& work);
+
     // engine_send.cpp
     std::optional<ping_result> refusal(const ip_address& target);
     void enqueue(const ping_request& request, bool front);
@@ -305,6 +328,7 @@ class engine_core {
 
     std::int64_t now_mono() const noexcept { return clock_ns(CLOCK_MONOTONIC); }
 
+    engine& m_owner; ///< handed to remote work
     engine_config m_config;
     std::array<log_level, log_component_count> m_log_levels{};
 
@@ -351,6 +375,15 @@ class engine_core {
     std::bernoulli_distribution m_drop;
 
     recovery_counts m_recoveries;
+
+    // Embedding (engine_embed.cpp): the eventfd registered with the ring
+    // for native_handle(), and the queue of work from other threads, whose
+    // eventfd a multishot poll in the ring watches.
+    int m_notify_fd = -1;
+    bool m_notify_signalled = false; ///< by us, since poll() last cleared it
+    std::shared_ptr<remote_queue> m_remote;
+    bool m_wake_armed = false;
+    bool m_remote_ready = false; ///< the wake poll fired: drain the queue
 
     int m_drive_depth = 0;
     int m_stop_depth = 0; ///< inside stop()'s own loop (stop() outside run())

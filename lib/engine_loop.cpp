@@ -109,8 +109,10 @@ void engine_core::drive(std::coroutine_handle<> root) {
 }
 
 bool engine_core::has_pending_work() const noexcept {
+    // Armed for remote work, the engine may be woken from another thread.
     return m_stats.in_flight > 0 || m_sends_in_kernel > 0 || !m_pending_sends.empty() ||
-           !m_waiting.empty() || !m_ready.empty() || !m_deliveries.empty() || !m_sleep_heap.empty();
+           !m_waiting.empty() || !m_ready.empty() || !m_deliveries.empty() ||
+           !m_sleep_heap.empty() || (m_wake_armed && !m_stopping);
 }
 
 void engine_core::run_ready() {
@@ -129,13 +131,18 @@ void engine_core::turn(bool may_block) {
     if (!m_ring.ready())
         return;
     rearm_receives();
+    if (m_remote && !m_wake_armed && !m_stopping)
+        arm_wake();
     send_deferred();
     flush_sends(false);
     reconcile_timer();
     const bool block = may_block && m_ready.empty() && m_deliveries.empty() &&
-                       (m_stats.in_flight > 0 || m_sends_in_kernel > 0 || !m_sleep_heap.empty());
+                       (m_stats.in_flight > 0 || m_sends_in_kernel > 0 || !m_sleep_heap.empty() ||
+                        (m_wake_armed && !m_stopping));
     submit(block);
     harvest();
+    if (m_remote_ready)
+        drain_remote();
     expire();
     expire_sleepers();
     admit_waiting();
@@ -197,6 +204,11 @@ void engine_core::handle(const completion& c, std::int64_t realtime_offset) {
         return;
     case op_kind::cancel:
         return;
+    case op_kind::wake:
+        m_remote_ready = true;
+        if (!(c.flags & IORING_CQE_F_MORE))
+            m_wake_armed = false; // re-armed next turn
+        return;
     }
     ICMPENGINE_LOG(ring, error, "unknown completion user_data {:#x} res {}", c.user_data, c.res);
 }
@@ -234,7 +246,8 @@ void engine_core::drop_deliveries(const ping_handler& handler) noexcept {
 void engine_core::spawn(task<void> t) {
     const spawned s = spawn_body(this, std::move(t));
     m_spawned.push_back(s.m_handle);
-    m_ready.push_back(s.m_handle); // starts at the next turn of a run()
+    m_ready.push_back(s.m_handle); // starts at the next turn of a run() or poll()
+    work_queued_outside();
 }
 
 void engine_core::record_spawn_exception(std::exception_ptr e) noexcept {
@@ -282,6 +295,7 @@ void engine_core::stop() {
         m_stopping = true;
         ICMPENGINE_LOG(ring, info, "stopping: {} pings in flight, {} waiting", m_stats.in_flight,
                        m_stats.waiting);
+        close_remote();
     }
     cancel_all();
     if (m_drive_depth > 0 || m_stop_depth > 0 || m_torn_down)
@@ -315,13 +329,17 @@ void engine_core::teardown() noexcept {
     // reap their final CQEs: the buffers they point to are freed below.
     m_ring.drain_and_exit(
         [this] {
-            bool busy = m_timer_armed || m_sends_in_kernel > 0;
+            bool busy = m_timer_armed || m_sends_in_kernel > 0 || m_wake_armed;
             for (const family_state& fs : m_families)
                 busy = busy || fs.recv_armed || fs.err_reading;
             return busy;
         },
         [this] { harvest(); });
     read_overruns(); // the sockets' last count, before they close
+    if (m_notify_fd >= 0) {
+        ::close(m_notify_fd);
+        m_notify_fd = -1;
+    }
     for (family_state& fs : m_families) {
         if (fs.socket.fd >= 0) {
             ::close(fs.socket.fd);

@@ -125,6 +125,7 @@ bool engine_core::start(ping_op& op) {
         op.m_done = true;
         return false; // do not suspend: the result is ready
     }
+    work_queued_outside();
     if (m_slots.full() || !m_waiting.empty())
         enqueue(op.m_request, false);
     else
@@ -133,6 +134,7 @@ bool engine_core::start(ping_op& op) {
 }
 
 void engine_core::start(const ping_request& request) {
+    work_queued_outside();
     if (std::optional<ping_result> r = refusal(request.target)) {
         deliver(request.handler, request.cookie, *r); // delivered from run(), never from here
         return;

@@ -157,6 +157,10 @@ bool io_ring::register_file(unsigned index, int fd) noexcept {
     return m_files_registered && io_uring_register_files_update(&m_ring, index, &fd, 1) == 1;
 }
 
+bool io_ring::register_eventfd(int fd) noexcept {
+    return io_uring_register_eventfd(&m_ring, fd) == 0;
+}
+
 void io_ring::setup_buffers(std::uint16_t group, unsigned count, unsigned size) {
     buffer_group& g = m_groups[group];
     const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));

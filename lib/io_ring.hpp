@@ -19,7 +19,7 @@
 namespace icmpengine::detail {
 
 /// user_data layout: the kind in the top byte, an index or generation below.
-enum class op_kind : std::uint8_t { send = 1, recv, errqueue, timer, timer_update, cancel };
+enum class op_kind : std::uint8_t { send = 1, recv, errqueue, timer, timer_update, cancel, wake };
 
 constexpr std::uint64_t encode(op_kind kind, std::uint64_t value) noexcept {
     return std::uint64_t{static_cast<std::uint8_t>(kind)} << 56 | (value & ((1ull << 56) - 1));
@@ -106,6 +106,9 @@ class io_ring {
     /// Registers two sparse fixed-file places (one per family) on first use,
     /// and puts `fd` at `index`. False if the kernel refuses.
     bool register_file(unsigned index, int fd) noexcept;
+    /// Has the kernel signal `fd` (an eventfd) whenever a completion is
+    /// posted or deferred work is queued for this ring.
+    bool register_eventfd(int fd) noexcept;
 
     /// Provided buffers for group `group`: `count` (a power of two) buffers
     /// of `size` bytes. Throws std::system_error.

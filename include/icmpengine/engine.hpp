@@ -4,6 +4,7 @@
 #include <icmpengine/export.hpp>
 #include <icmpengine/ip_address.hpp>
 #include <icmpengine/ping_result.hpp>
+#include <icmpengine/remote_engine.hpp>
 #include <icmpengine/task.hpp>
 
 #include <array>
@@ -175,9 +176,10 @@ struct engine_access;
 } // namespace detail
 
 /// The ping engine. One per thread: an engine is not thread-safe, by design
-/// (no locks on the hot path); run one engine per thread to use more cores.
-/// Everything happens inside run(): coroutines awaiting pings are resumed
-/// from its loop.
+/// (no locks on the hot path); run one engine per thread to use more cores,
+/// and reach an engine from other threads through remote(). Everything
+/// happens inside run() (the engine's own loop) or poll() (a step driven by
+/// another loop): coroutines awaiting pings are resumed from there.
 ///
 ///     icmpengine::engine eng;
 ///     auto r = eng.run(eng.ping(icmpengine::ip_address::parse("::1"), 1s));
@@ -225,8 +227,45 @@ class ICMPENGINE_API engine {
     }
 
     /// Runs `t` in the background, owned by the engine: it progresses while
-    /// run() drives the loop and is finished (its pings cancelled) by stop().
+    /// run() or poll() drives the loop and is finished (its pings cancelled)
+    /// by stop().
     void spawn(task<void> t);
+
+    /// Does all the work that is ready, without blocking, for a program whose
+    /// own event loop drives the engine: submits queued requests, reaps
+    /// completions, ends the pings whose deadline passed, runs work posted
+    /// through remote(), delivers results and resumes coroutines (spawned
+    /// tasks included). Call it whenever native_handle() is readable. Returns
+    /// true while the engine has something pending (pings in flight or
+    /// waiting, sleeps, a remote() handle that may post), false when idle.
+    /// Rethrows the first exception that escaped a spawned task, a handler or
+    /// remote work. Not from inside run() or poll() (std::logic_error).
+    ///
+    ///     int fd = eng.native_handle();
+    ///     eng.spawn(my_task(eng));
+    ///     while (eng.poll())
+    ///         ::poll(&(pollfd{fd, POLLIN, 0}), 1, -1); // or epoll, Asio, libuv...
+    bool poll();
+
+    /// A file descriptor for a host loop to wait on (poll(2), epoll, Asio's
+    /// posix::stream_descriptor::async_wait): readable whenever poll() has
+    /// work to do - a reply, an ICMP error, the engine's timer, a finished
+    /// send, work queued outside poll() (a start_ping or spawn from the host
+    /// loop, remote work), or work a poll() left for the next call.
+    /// Level-triggered: it stays readable until poll() runs, and every
+    /// poll() clears it first, so edge-triggered waiting works too. An idle
+    /// engine's descriptor stays quiet (no periodic wake-ups). Wait for
+    /// readability only: do not read, write or close it. The first call
+    /// creates the ring and the descriptor (an eventfd registered with the
+    /// ring; run()-only programs never pay for it); -1 if io_uring is
+    /// unavailable. Throws std::system_error if the descriptor cannot be
+    /// created.
+    int native_handle();
+
+    /// A thread-safe, copyable handle that other threads use to post work
+    /// and pings to this engine (remote_engine.hpp). Call it on the engine's
+    /// thread; after stop() the handle refuses work with errc::stopped.
+    remote_engine remote();
 
     /// Resumes the caller at `deadline`, or earlier when `stop` is requested
     /// or the engine stops: true if the deadline was reached, false if woken

@@ -8,6 +8,7 @@
 #include <icmpengine/ping_result.hpp>
 #include <icmpengine/ping_series.hpp>
 #include <icmpengine/ping_statistics.hpp>
+#include <icmpengine/remote_engine.hpp>
 #include <icmpengine/target_list.hpp>
 #include <icmpengine/task.hpp>
 #include <icmpengine/when_all.hpp>
