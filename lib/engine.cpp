@@ -48,11 +48,15 @@ task<ping_result> engine::ping(ip_address to, std::chrono::nanoseconds timeout,
     return m_core->ping(to, timeout, options);
 }
 
-void engine::start_ping(ip_address to, std::chrono::nanoseconds timeout, ping_handler& handler,
-                        std::uint64_t cookie, ping_options options) {
+ping_ticket engine::start_ping(ip_address to, std::chrono::nanoseconds timeout,
+                               ping_handler& handler, std::uint64_t cookie, ping_options options) {
     detail::check_ping(to, timeout, options);
-    m_core->start(
+    return m_core->start(
         detail::ping_request{to, timeout.count(), options.payload_size, &handler, cookie, nullptr});
+}
+
+bool engine::cancel(const ping_ticket& ticket) {
+    return m_core->cancel(ticket);
 }
 
 void engine::forget(const ping_handler& handler) noexcept {

@@ -229,7 +229,8 @@ class engine_core {
     // engine_send.cpp: starting pings, for ping_op and engine::start_ping.
     task<ping_result> ping(ip_address to, std::chrono::nanoseconds timeout, ping_options options);
     bool start(ping_op& op);
-    void start(const ping_request& request);
+    ping_ticket start(const ping_request& request);
+    bool cancel(const ping_ticket& ticket);
     void abandon(ping_op& op) noexcept;
     void forget(const ping_handler& handler) noexcept;
 

@@ -133,16 +133,65 @@ bool engine_core::start(ping_op& op) {
     return true;
 }
 
-void engine_core::start(const ping_request& request) {
+ping_ticket engine_core::start(const ping_request& request) {
     work_queued_outside();
+    ping_ticket ticket{request.handler, request.cookie};
     if (std::optional<ping_result> r = refusal(request.target)) {
         deliver(request.handler, request.cookie, *r); // delivered from run(), never from here
-        return;
+        return ticket;
     }
-    if (m_slots.full() || !m_waiting.empty())
+    if (m_slots.full() || !m_waiting.empty()) {
         enqueue(request, false);
-    else
-        launch(request);
+        return ticket;
+    }
+    std::uint32_t index = no_slot;
+    ping_request launched = request;
+    launched.slot_out = &index;
+    launch(launched);
+    if (index < m_slots.size()) {
+        ticket.slot = index;
+        ticket.generation = m_slots[index].generation;
+    }
+    return ticket;
+}
+
+bool engine_core::cancel(const ping_ticket& ticket) {
+    auto ours = [&](const slot& s) {
+        return s.state == slot_state::in_flight && s.handler == ticket.handler &&
+               s.cookie == ticket.cookie;
+    };
+    if (ticket.slot < m_slots.size() && m_slots[ticket.slot].generation == ticket.generation) {
+        if (!ours(m_slots[ticket.slot]))
+            return false; // ended (or abandoned) already
+        ping_result r = result_for(ticket.slot);
+        r.error = std::make_error_code(std::errc::operation_canceled);
+        end(ticket.slot, ping_status::cancelled, std::move(r));
+        return true;
+    }
+    // It waited for a slot: still waiting, or launched since.
+    const auto waiting = std::find_if(m_waiting.begin(), m_waiting.end(), [&](const auto& r) {
+        return r.handler == ticket.handler && r.cookie == ticket.cookie;
+    });
+    if (waiting != m_waiting.end()) {
+        ping_result r;
+        r.from = waiting->target;
+        r.status = ping_status::cancelled;
+        r.error = std::make_error_code(std::errc::operation_canceled);
+        m_waiting.erase(waiting);
+        --m_stats.waiting;
+        ++m_stats.sent;
+        ++m_stats.cancelled;
+        deliver(ticket.handler, ticket.cookie, r);
+        return true;
+    }
+    for (std::uint32_t i = 0; i < m_slots.size(); ++i)
+        if (ours(m_slots[i])) {
+            ping_result r = result_for(i);
+            r.error = std::make_error_code(std::errc::operation_canceled);
+            end(i, ping_status::cancelled, std::move(r));
+            return true;
+        }
+    return false;
 }
 
 void engine_core::enqueue(const ping_request& request, bool front) {

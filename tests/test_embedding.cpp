@@ -376,3 +376,36 @@ TEST_CASE("remote_engine::ping checks its arguments at the call", "[remote]") {
     REQUIRE_THROWS_AS(remote.ping(ip_address::parse("::1"), 0s, [](const ping_result&) {}),
                       std::invalid_argument);
 }
+
+TEST_CASE("engine::cancel ends one ping as cancelled, once", "[embed]") {
+    collector got(4);
+    engine eng({.max_in_flight = 2});
+    const icmpengine::ping_ticket a = eng.start_ping(silent_target(), 1h, got, 0);
+    const icmpengine::ping_ticket b = eng.start_ping(silent_target(), 1h, got, 1);
+    // Beyond max_in_flight: waits for a slot.
+    const icmpengine::ping_ticket c = eng.start_ping(silent_target(), 1h, got, 2);
+    const icmpengine::ping_ticket d = eng.start_ping(silent_target(), 1h, got, 3);
+    REQUIRE(a.slot != b.slot);
+    REQUIRE(c.slot == 0xffffffffu);
+    eng.poll();
+    REQUIRE(eng.cancel(b));
+    REQUIRE_FALSE(eng.cancel(b)); // ended already
+    REQUIRE(eng.cancel(d));       // still waiting
+    eng.poll();                   // delivers; c takes b's place
+    REQUIRE(got.calls[1] == 1);
+    REQUIRE(got.results[1].status == ping_status::cancelled);
+    REQUIRE(got.calls[3] == 1);
+    REQUIRE(got.results[3].status == ping_status::cancelled);
+    REQUIRE(got.calls[0] == 0);
+    REQUIRE(got.calls[2] == 0);
+    REQUIRE(eng.stats().in_flight == 2);
+    REQUIRE(eng.cancel(c)); // waited, then launched: found by its handler and cookie
+    eng.poll();
+    REQUIRE(got.results[2].status == ping_status::cancelled);
+    const engine_stats s = eng.stats();
+    REQUIRE(s.cancelled == 3);
+    REQUIRE(s.in_flight == 1);
+    require_balanced(s);
+    eng.stop();
+    REQUIRE(got.calls[0] == 1);
+}

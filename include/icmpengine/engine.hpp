@@ -170,6 +170,16 @@ class ping_handler {
     ~ping_handler() = default;
 };
 
+/// Names one ping started with engine::start_ping, for engine::cancel.
+struct ping_ticket {
+    ping_handler* handler = nullptr;
+    std::uint64_t cookie = 0;
+    /// Where the ping went in flight at once (the engine's slot and its
+    /// generation); unset if it had to wait for a free slot.
+    std::uint32_t slot = 0xffffffffu;
+    std::uint32_t generation = 0;
+};
+
 namespace detail {
 class engine_core;
 struct engine_access;
@@ -207,8 +217,17 @@ class ICMPENGINE_API engine {
     /// after stop() they end as `cancelled`. The handler must outlive the
     /// ping (or be detached with forget()). Throws std::invalid_argument as
     /// ping() does.
-    void start_ping(ip_address to, std::chrono::nanoseconds timeout, ping_handler& handler,
-                    std::uint64_t cookie, ping_options options = {});
+    ping_ticket start_ping(ip_address to, std::chrono::nanoseconds timeout, ping_handler& handler,
+                           std::uint64_t cookie, ping_options options = {});
+
+    /// Cancels the ping `ticket` names, if it has not ended yet: it ends as
+    /// `cancelled` (counted in engine_stats::cancelled) and its handler gets
+    /// that result from inside run() or poll(), as for any other outcome.
+    /// Returns false (and does nothing) if the ping had already ended. A
+    /// reply that arrives later counts as late. Constant time for a ping that
+    /// went in flight at once; linear in the pings waiting (and, for one that
+    /// waited, in the slots) otherwise.
+    bool cancel(const ping_ticket& ticket);
 
     /// Detaches `handler` from every ping it started whose result has not
     /// been delivered: pings in flight end as they will (and are counted)
