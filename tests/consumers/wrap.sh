@@ -8,10 +8,13 @@
 . "$(dirname "$0")/common.sh"
 
 # The tarball: the files git knows (tracked, or new and not ignored) in a
-# checkout; every file but build trees elsewhere (a `meson dist` tarball).
+# checkout; every file elsewhere (a `meson dist` tarball); never a build
+# tree (a top-level directory with meson-private/, such as dpkg-buildpackage's
+# obj-*/).
 if git -C "$src" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
     git -C "$src" ls-files -co --exclude-standard | while read -r f; do
-        [ -e "$src/$f" ] && printf '%s\n' "$f"
+        top=${f%%/*}
+        [ -e "$src/$f" ] && [ ! -d "$src/$top/meson-private" ] && printf '%s\n' "$f"
     done >"$work/files"
 else
     (cd "$src" && find . -mindepth 1 -maxdepth 1 ! -name subprojects -exec sh -c \
