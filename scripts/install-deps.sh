@@ -7,6 +7,7 @@ packages=(
   g++ clang libclang-rt-14-dev          # compilers; clang's sanitizer and fuzzer runtimes
   clang-tidy                            # scripts/check-layout: function sizes
   meson ninja-build pkg-config python3  # build
+  cmake                                 # tests/consumers: a CMake project using pkg-config
   liburing-dev libfmt-dev               # the library
   catch2 libbenchmark-dev               # tests, benchmarks
   libcli11-dev nlohmann-json3-dev       # the command-line tool

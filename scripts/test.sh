@@ -46,6 +46,11 @@ echo "== gcc, -Werror =="
 meson compile -C build-ci
 run_suites build-ci 1 unit system bench-smoke layout || status=1
 
+echo "== consumers: wrap, installed .pc (Meson, CMake), uninstalled .pc, headers alone =="
+# tests/consumers/: projects that build against this build tree as users'
+# projects would. (run_suites passes --suite through unchanged.)
+run_suites build-ci 1 --suite consumers || status=1
+
 echo "== clang, ASan + UBSan =="
 # -fno-sanitize=function: clang 14 cannot compile coroutines with it
 # (llvm/llvm-project#49689); every other UBSan check stays on.
