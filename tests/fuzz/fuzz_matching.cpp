@@ -53,6 +53,7 @@
 #include <array>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -155,13 +156,44 @@ struct ping_record {
     byte_vector previous_request; ///< the previous use's (stale replies)
 };
 
+// A slot table of `count` slots, as an engine has once that many pings
+// were in flight at once (the table never shrinks). Kept from one input to
+// the next: one of 65,544 slots is megabytes, and building one per input
+// made the fuzzer a hundred times slower. Each input leaves it as it found
+// it (~model_engine), so that inputs stay independent.
+slot_table& table_of_size(std::uint32_t count) {
+    static std::map<std::uint32_t, std::unique_ptr<slot_table>> tables;
+    std::unique_ptr<slot_table>& t = tables[count];
+    if (!t) {
+        t = std::make_unique<slot_table>(0xffffffffu);
+        t->claim(count - 1); // grows the table
+        t->release(count - 1);
+    }
+    return *t;
+}
+
 // The engine's matching state: the real slot table and matcher, with the
 // socket kind and raw identifier process_message passes to parse_datagram.
 struct model_engine {
-    ip_family family = ip_family::v4;
-    bool raw = false;
-    std::uint16_t raw_identifier = 0;
-    slot_table slots{0xffffffffu};
+    model_engine(ip_family f, bool raw_socket, slot_table& table)
+        : family(f), raw(raw_socket), slots(table) {}
+    model_engine(const model_engine&) = delete;
+    model_engine& operator=(const model_engine&) = delete;
+    // Every slot the input touched back to a never-used one.
+    ~model_engine() {
+        for (const auto& [index, p] : pings) {
+            if (slots[index].state != slot_state::free)
+                slots.release(index);
+            slots[index] = slot{};
+        }
+        FUZZ_CHECK(slots.in_use() == 0);
+    }
+
+    ip_family family;
+    bool raw;
+    // As engine_core's constructor derives it from the key.
+    std::uint16_t raw_identifier = static_cast<std::uint16_t>(key.k0 >> 48 ^ key.k1);
+    slot_table& slots;
     reply_matcher matcher{key};
     std::map<std::uint32_t, ping_record> pings; ///< the launched slots
     std::vector<std::uint32_t> launched;        ///< their indices, in launch order
@@ -683,12 +715,8 @@ void deliver(model_engine& e, const std::optional<delivery>& packet) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     fuzz_input in(bytes(reinterpret_cast<const std::byte*>(data), size));
-    model_engine e;
     const std::uint8_t mode = in.u8();
-    e.family = (mode & layout::mode_v6) != 0 ? ip_family::v6 : ip_family::v4;
-    e.raw = (mode & layout::mode_raw) != 0;
-    // As engine_core's constructor derives it from the key.
-    e.raw_identifier = static_cast<std::uint16_t>(key.k0 >> 48 ^ key.k1);
+    const ip_family family = (mode & layout::mode_v6) != 0 ? ip_family::v6 : ip_family::v4;
     const std::uint8_t extra_slots = in.u8();
 
     struct launch_spec {
@@ -701,17 +729,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     bool high = false;
     for (launch_spec& l : launches) {
         l.index = layout::slot_index(in.u8());
-        l.target = host(e.family, in.u8());
+        l.target = host(family, in.u8());
         l.size = layout::payload_size(in.u8());
         l.generation = layout::generation_base(in.u8());
         high = high || l.index >= 65536;
     }
     // The engine grows to 2^16 slots before it reuses any, so indices past
-    // 2^16 mean every lower one exists. The table is grown to its size as
-    // an engine that has had that many pings in flight at once.
+    // 2^16 mean every lower one exists.
     const std::uint32_t slot_count = (high ? 65536 + 8 : 8) + extra_slots % 8U;
-    e.slots.claim(slot_count - 1);
-    e.slots.release(slot_count - 1);
+    model_engine e(family, (mode & layout::mode_raw) != 0, table_of_size(slot_count));
     for (const launch_spec& l : launches) {
         if (e.pings.find(l.index) == e.pings.end()) {
             e.slots[l.index].generation = l.generation; // the input's first generation
