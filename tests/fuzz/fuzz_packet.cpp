@@ -342,7 +342,7 @@ void check_parse_ipv4(bytes data) {
     FUZZ_CHECK(h.source == ip_address::from_v4(be32(data, 12)));
     FUZZ_CHECK(h.destination == ip_address::from_v4(be32(data, 16)));
     FUZZ_CHECK(h.ttl == u8(data[8]) && h.protocol == u8(data[9]));
-    // As engine.cpp's process_message does for raw IPv4 sockets.
+    // As parse_datagram (reply_matcher.cpp) does for raw IPv4 sockets.
     icmp_message m;
     check_parse_icmp(data.subspan(h.header_size), ip_family::v4, true, m);
 }

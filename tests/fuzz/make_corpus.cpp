@@ -239,6 +239,17 @@ void matching_corpus(const fs::path& dir) {
                                             .reply(0)
                                             .reply(1, 0, 6)
                                             .data());
+        // The same for a token-less ping, where only the source (or the
+        // quoted destination) tells: a reply from the wrong host, an ICMP
+        // error and an error-queue quote naming another destination, then
+        // the genuine reply.
+        write(dir / (m + "tokenless-wrong-peer"),
+              scenario(mode, {{0, 0, 2, 0}})
+                  .reply(0, 2)
+                  .add(layout::event::error, {0, 2, 0, 0, 0, 0, 0, 0, 0})
+                  .add(layout::event::errqueue, {0, 2, 0, 8, 0, 0})
+                  .reply(0)
+                  .data());
         // A slot reused: the old use's reply is stale.
         write(dir / (m + "stale"), scenario(mode, {{0, 0, 6, 5}})
                                        .relaunch(0, 0, 6)
@@ -260,6 +271,16 @@ void matching_corpus(const fs::path& dir) {
                                         .add(layout::event::reply, {0, 0, 0, 0, 0, 1, 0, 20, 0x40})
                                         .reply(0)
                                         .data());
+    // Replies with a pattern byte flipped, past the token of a 56-byte
+    // payload and in an 8-byte one (no token), then the genuine ones.
+    for (const std::uint8_t mode : {0, 1})
+        write(dir / (mode == 0 ? "v4-dgram-changed-pattern" : "v6-dgram-changed-pattern"),
+              scenario(mode, {{0, 0, 6, 0}, {1, 1, 2, 0}})
+                  .add(layout::event::reply, {0, 0, 0, 0, 0, 1, 0, 40, 0x40})
+                  .add(layout::event::reply, {1, 0, 0, 0, 0, 1, 0, 12, 0x01})
+                  .reply(0)
+                  .reply(1)
+                  .data());
     // Raw IPv4: a 56-byte reply cut by an 80-byte receive buffer.
     write(dir / "v4-raw-reply-cut", scenario(2, {{0, 0, 6, 0}}).reply(0, 0, 40).data());
     // ICMP errors quoting 8 payload bytes (part of the token) that are not
