@@ -31,7 +31,7 @@ match_verdict stale(slot_outcome outcome, bool is_error) noexcept {
 /// itself.
 parse_error strip_ipv4_header(datagram& d, bool truncated, ipv4_header& out) noexcept {
     parse_error e = parse_ipv4_header(d.data, out);
-    if (e == parse_error::truncated && truncated) {
+    if (e == parse_error::truncated && truncated && !d.data.empty()) {
         const std::size_t header = (std::to_integer<std::size_t>(d.data[0]) & 0x0f) * 4;
         std::array<std::byte, 60> copy{};
         if (header >= ipv4_min_header_size && header <= d.data.size()) {
