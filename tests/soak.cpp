@@ -285,6 +285,8 @@ class soak {
         // next: by then every ping they can refer to has been resumed and
         // recorded in m_history.
         for (;;) {
+            // Not `while (co_await eng.sleep_for(...))`: GCC 12 miscompiles a
+            // co_await in a loop condition (tests/gcc12_co_await_condition.cpp).
             const bool slept = co_await eng.sleep_for(20ms, m_stop.get_token());
             if (!slept)
                 break; // stopped: every ping has ended
