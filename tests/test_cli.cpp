@@ -652,6 +652,18 @@ TEST_CASE("timeouts with icmp_echo_ignore_all: unreachable, retries, exit 1",
     // any. That a timeout is what was asked for, and no longer, shows as a
     // reply that comes after it (from the simulator) counted as lost.
     testing::scoped_sysctl ignore("net.ipv4.icmp_echo_ignore_all", "1");
+    // One ping (`args` and "-c 1") to a simulated target that answers after
+    // 300 ms: lost, if the timeout is what the options make it.
+    auto lost_when_answered_after_300ms = [](std::vector<std::string> args, const char* target) {
+        testing::network_simulator sim(simulated("delay=300ms", target));
+        args.insert(args.end(), {"-c", "1", "-q", target});
+        const cli_result slow = run_cli(args);
+        INFO(slow);
+        CHECK(slow.status == 1);
+        REQUIRE(summaries(slow).count(target));
+        CHECK(summaries(slow).at(target).received == 0);
+        CHECK(sim.requests().size() == 1);
+    };
     SECTION("single-shot: 1 + RETRIES attempts, one after another") {
         lo_capture capture;
         const std::chrono::nanoseconds before = testing::realtime_now();
@@ -707,28 +719,15 @@ TEST_CASE("timeouts with icmp_echo_ignore_all: unreachable, retries, exit 1",
         CHECK(s.at("127.0.0.1").received == 0);
         CHECK(s.at("127.0.0.1").loss == 100);
         CHECK_FALSE(s.at("127.0.0.1").has_rtt);
-        // And no longer than 60 ms: a reply after 300 ms is too late.
-        testing::network_simulator sim(simulated("delay=300ms", "cli count timeout"));
-        const cli_result slow = run_cli({"-c", "1", "-t", "60", "-q", "198.18.0.30"});
-        INFO(slow);
-        CHECK(slow.status == 1);
-        REQUIRE(summaries(slow).count("198.18.0.30"));
-        CHECK(summaries(slow).at("198.18.0.30").received == 0);
-        CHECK(sim.requests().size() == 1);
+        // And no longer than 60 ms.
+        lost_when_answered_after_300ms({"-t", "60"}, "198.18.0.30");
     }
     SECTION("without -t, count mode waits one period (at most 2 s), as fping") {
         const cli_result r = run_cli({"-c", "1", "-p", "70", "127.0.0.1"});
         CHECK(r.status == 1);
         CHECK(r.took >= 70ms);
-        // One period and no longer (not the 2 s cap): a reply after 300 ms
-        // is too late.
-        testing::network_simulator sim(simulated("delay=300ms", "cli period timeout"));
-        const cli_result slow = run_cli({"-c", "1", "-p", "70", "-q", "198.18.0.31"});
-        INFO(slow);
-        CHECK(slow.status == 1);
-        REQUIRE(summaries(slow).count("198.18.0.31"));
-        CHECK(summaries(slow).at("198.18.0.31").received == 0);
-        CHECK(sim.requests().size() == 1);
+        // One period and no longer (not the 2 s cap).
+        lost_when_answered_after_300ms({"-p", "70"}, "198.18.0.31");
     }
 }
 
