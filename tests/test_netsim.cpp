@@ -550,10 +550,11 @@ TEST_CASE("timing precision of scheduled replies", "[netsim][timing]") {
                     realtime.active() ? "SCHED_FIFO" : "SCHED_OTHER");
         CHECK(*std::min_element(lateness.begin(), lateness.end()) >= 0ns);
         // The figures above are measurements, printed; none is a bound a
-        // loaded machine could break. What only a broken scheduler does is
-        // write the median reply later than the 10 ms step's whole delay
-        // (waiting for the next request, or a wake-up that never came).
-        CHECK(percentile(lateness, 0.5) < 10ms);
+        // loaded machine could break (a busy-polling thread at nice 10 next
+        // to busy cores runs a tenth of the time). A scheduler that waits
+        // for the next request, or a wake-up that never comes, writes late
+        // by far more than a second (or never, which REQUIRE(r) catches).
+        CHECK(percentile(lateness, 0.5) < 1s);
         CHECK(*std::min_element(rtt_error.begin(), rtt_error.end()) >= 0ns);
     }
     std::fflush(stdout);
