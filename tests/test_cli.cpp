@@ -5,25 +5,24 @@
 // (support/netsim.hpp) where a test starts one. Nothing leaves the namespace.
 #include <catch2/catch.hpp>
 
+#include "lo_capture.hpp"
 #include "netns.hpp"
 #include "netsim.hpp"
-#include "seed.hpp"
+#include "sim_targets.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <arpa/inet.h>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
-#include <linux/if_packet.h>
+#include <functional>
 #include <map>
-#include <net/ethernet.h>
-#include <net/if.h>
 #include <optional>
 #include <poll.h>
 #include <pty.h>
@@ -34,6 +33,7 @@
 #include <string>
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
@@ -41,14 +41,14 @@
 using namespace std::chrono_literals;
 using json = nlohmann::json;
 namespace testing = icmpengine::testing;
+using testing::lo_capture;
+using testing::simulated;
+using testing::wire_request;
 
 namespace {
 
 using clock_type = std::chrono::steady_clock;
 using ms = std::chrono::duration<double, std::milli>;
-
-// Generous: the machines are small and shared, and sanitizers slow things.
-constexpr auto timing_slack = 150ms;
 
 std::string env_path(const char* name) {
     const char* p = std::getenv(name);
@@ -59,17 +59,26 @@ std::string env_path(const char* name) {
 
 // ---------------------------------------------------------------- running
 
-struct signal_at {
-    std::chrono::milliseconds after;
+struct cli_result;
+
+/// A signal for the child, sent once `when` holds for what the child has
+/// written so far (polled while it runs; empty: at once), and never before
+/// the previous one was delivered: the kernel keeps one pending instance of
+/// a signal, so a second SIGINT sent before the child ran would be lost.
+/// Conditions on the child's own output (or on what the simulator saw)
+/// order "the child did X" before the signal; a time after the start would
+/// not, on a busy machine.
+struct signal_step {
     int signal;
+    std::function<bool(const cli_result&)> when{};
 };
 
 struct cli_run {
     std::vector<std::string> args{};
     /// Written to the child's stdin, which is then closed (never a terminal).
     std::string stdin_text{};
-    /// Signals sent to the child this long after it started.
-    std::vector<signal_at> signals{};
+    /// Signals sent to the child, in order.
+    std::vector<signal_step> signals{};
     /// Runs the binary through this command (e.g. setpriv ...).
     std::vector<std::string> prefix{};
     /// Bind-mounted over /etc/hosts in a private mount namespace of the child.
@@ -99,6 +108,18 @@ std::ostream& operator<<(std::ostream& os, const cli_result& r) {
     return os << "exit " << r.status << " after " << ms(r.took).count() << " ms\n--- stdout\n"
               << r.out.substr(0, 4000) << "--- stderr\n"
               << r.err.substr(0, 4000);
+}
+
+/// True while `signal` is pending for process `pid` (not yet taken by it):
+/// the SigPnd (thread) and ShdPnd (process) masks of /proc/PID/status.
+bool signal_pending(pid_t pid, int signal) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    const std::uint64_t bit = std::uint64_t{1} << (signal - 1);
+    for (std::string line; std::getline(status, line);)
+        if (line.rfind("SigPnd:", 0) == 0 || line.rfind("ShdPnd:", 0) == 0)
+            if (std::stoull(line.substr(7), nullptr, 16) & bit)
+                return true;
+    return false;
 }
 
 [[noreturn]] void child_fail(const char* what) {
@@ -155,22 +176,24 @@ cli_result run_cli(const cli_run& run) {
 
     cli_result result;
     std::size_t next_signal = 0;
+    int in_delivery = 0; // a signal sent and still pending
     bool out_open = true, err_open = true;
     char buffer[65536];
     while (out_open || err_open) {
-        const auto now = clock_type::now();
-        REQUIRE(now - started < 60s); // a hung child fails the test, not the suite
-        int timeout_ms = 1000;
-        if (next_signal < run.signals.size()) {
-            const auto due = started + run.signals[next_signal].after;
-            if (due <= now) {
-                ::kill(pid, run.signals[next_signal].signal);
+        REQUIRE(clock_type::now() - started < 60s); // a hung child fails the test, not the suite
+        if (in_delivery != 0 && !signal_pending(pid, in_delivery))
+            in_delivery = 0;
+        if (in_delivery == 0 && next_signal < run.signals.size()) {
+            const signal_step& step = run.signals[next_signal];
+            if (!step.when || step.when(result)) {
+                REQUIRE(::kill(pid, step.signal) == 0);
+                in_delivery = step.signal;
                 ++next_signal;
                 continue;
             }
-            timeout_ms =
-                static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(due - now).count());
         }
+        // Waiting for a condition or a delivery: look again soon.
+        const int timeout_ms = in_delivery != 0 || next_signal < run.signals.size() ? 2 : 1000;
         pollfd fds[2] = {{out_open ? out[0] : -1, POLLIN, 0}, {err_open ? err[0] : -1, POLLIN, 0}};
         const int n = ::poll(fds, 2, timeout_ms);
         if (n < 0 && errno == EINTR)
@@ -226,13 +249,6 @@ struct temp_file {
     temp_file(const temp_file&) = delete;
     temp_file& operator=(const temp_file&) = delete;
 };
-
-testing::simulator_config simulated(const std::string& profile, const char* name) {
-    testing::simulator_config c;
-    c.seed = testing::test_seed(name);
-    c.profile = testing::profile::parse(profile);
-    return c;
-}
 
 /// "127.0.0.1 : [3], 64 bytes, 0.052 ms (0.052 avg, 0% loss)"
 const std::regex reply_line(
@@ -429,104 +445,6 @@ std::vector<json> events(const std::vector<json>& lines, const std::string& kind
             out.push_back(j);
     return out;
 }
-
-// ------------------------------------------------------- packet capture
-
-/// An outgoing echo request seen on lo.
-struct wire_request {
-    int family = 0;
-    unsigned traffic_class = 0; ///< IPv4 TOS / IPv6 traffic class
-    unsigned ttl = 0;           ///< TTL / hop limit
-    bool dont_fragment = false; ///< IPv4 DF
-    std::string source;
-    std::string destination;
-    std::size_t payload = 0;          ///< ICMP payload bytes
-    std::chrono::nanoseconds sent{0}; ///< kernel timestamp (CLOCK_REALTIME)
-};
-
-/// Captures the packets leaving lo (AF_PACKET, SOCK_DGRAM: from the IP
-/// header on) from its construction on, with the kernel's timestamps.
-class lo_capture {
-  public:
-    lo_capture() {
-        m_fd = ::socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ALL));
-        REQUIRE(m_fd >= 0);
-        sockaddr_ll sll{};
-        sll.sll_family = AF_PACKET;
-        sll.sll_protocol = htons(ETH_P_ALL);
-        sll.sll_ifindex = static_cast<int>(::if_nametoindex("lo"));
-        REQUIRE(::bind(m_fd, reinterpret_cast<sockaddr*>(&sll), sizeof sll) == 0);
-        const int on = 1;
-        REQUIRE(::setsockopt(m_fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on) == 0);
-        const int room = 16 << 20;
-        REQUIRE(::setsockopt(m_fd, SOL_SOCKET, SO_RCVBUFFORCE, &room, sizeof room) == 0);
-    }
-    ~lo_capture() { ::close(m_fd); }
-    lo_capture(const lo_capture&) = delete;
-    lo_capture& operator=(const lo_capture&) = delete;
-
-    /// The echo requests captured so far (outgoing copies only).
-    std::vector<wire_request> requests() {
-        std::vector<wire_request> out;
-        static unsigned char buf[70000];
-        for (;;) {
-            sockaddr_ll from{};
-            alignas(cmsghdr) unsigned char control[256];
-            iovec iov{buf, sizeof buf};
-            msghdr msg{};
-            msg.msg_name = &from;
-            msg.msg_namelen = sizeof from;
-            msg.msg_iov = &iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = control;
-            msg.msg_controllen = sizeof control;
-            const ssize_t n = ::recvmsg(m_fd, &msg, MSG_DONTWAIT);
-            if (n <= 0)
-                break;
-            if (from.sll_pkttype != PACKET_OUTGOING || n < 20)
-                continue;
-            const unsigned char* ip = buf;
-            const std::size_t size = static_cast<std::size_t>(n);
-            wire_request r;
-            for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c))
-                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
-                    timespec ts{};
-                    std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
-                    r.sent = std::chrono::nanoseconds(std::int64_t{ts.tv_sec} * 1'000'000'000 +
-                                                      ts.tv_nsec);
-                }
-            char text[INET6_ADDRSTRLEN];
-            if ((ip[0] >> 4) == 4) {
-                const std::size_t ihl = (ip[0] & 0xfu) * 4u;
-                if (ip[9] != IPPROTO_ICMP || size < ihl + 8 || ip[ihl] != 8)
-                    continue;
-                r.family = AF_INET;
-                r.traffic_class = ip[1];
-                r.ttl = ip[8];
-                r.dont_fragment = (ip[6] & 0x40) != 0;
-                r.source = ::inet_ntop(AF_INET, ip + 12, text, sizeof text);
-                r.destination = ::inet_ntop(AF_INET, ip + 16, text, sizeof text);
-                r.payload = size - ihl - 8;
-            } else if ((ip[0] >> 4) == 6 && size >= 40 + 8) {
-                if (ip[6] != IPPROTO_ICMPV6 || ip[40] != 128)
-                    continue;
-                r.family = AF_INET6;
-                r.traffic_class = static_cast<unsigned>((ip[0] & 0xf) << 4 | ip[1] >> 4);
-                r.ttl = ip[7];
-                r.source = ::inet_ntop(AF_INET6, ip + 8, text, sizeof text);
-                r.destination = ::inet_ntop(AF_INET6, ip + 24, text, sizeof text);
-                r.payload = size - 40 - 8;
-            } else {
-                continue;
-            }
-            out.push_back(r);
-        }
-        return out;
-    }
-
-  private:
-    int m_fd = -1;
-};
 
 } // namespace
 
@@ -730,8 +648,25 @@ TEST_CASE("-f FILE and stdin", "[cli][file]") {
 
 TEST_CASE("timeouts with icmp_echo_ignore_all: unreachable, retries, exit 1",
           "[cli][timeout][exit]") {
+    // No upper bound on how long a run takes: a loaded machine stretches
+    // any. That a timeout is what was asked for, and no longer, shows as a
+    // reply that comes after it (from the simulator) counted as lost.
     testing::scoped_sysctl ignore("net.ipv4.icmp_echo_ignore_all", "1");
+    // One ping (`args` and "-c 1") to a simulated target that answers after
+    // 300 ms: lost, if the timeout is what the options make it.
+    auto lost_when_answered_after_300ms = [](std::vector<std::string> args, const char* target) {
+        testing::network_simulator sim(simulated("delay=300ms", target));
+        args.insert(args.end(), {"-c", "1", "-q", target});
+        const cli_result slow = run_cli(args);
+        INFO(slow);
+        CHECK(slow.status == 1);
+        REQUIRE(summaries(slow).count(target));
+        CHECK(summaries(slow).at(target).received == 0);
+        CHECK(sim.requests().size() == 1);
+    };
     SECTION("single-shot: 1 + RETRIES attempts, one after another") {
+        lo_capture capture;
+        const std::chrono::nanoseconds before = testing::realtime_now();
         const cli_result r = run_cli({"-t", "40", "-r", "2", "--json", "-q", "127.0.0.1", "::1"});
         INFO(r);
         CHECK(r.status == 1);
@@ -746,14 +681,27 @@ TEST_CASE("timeouts with icmp_echo_ignore_all: unreachable, retries, exit 1",
         CHECK(targets[1]["sent"] == 1); // answered at once: no retry
         CHECK(targets[1]["alive"] == true);
         CHECK(r.took >= 120ms);
-        CHECK(r.took < 120ms + timing_slack);
+        // Attempt k leaves after k timeouts of 40 ms (by the kernel's clock).
+        std::int64_t k = 0;
+        for (const wire_request& w : capture.requests()) {
+            if (w.destination != "127.0.0.1")
+                continue;
+            INFO("attempt " << k << " left " << ms(w.sent - before).count() << " ms in");
+            CHECK(w.sent - before >= 40ms * k);
+            ++k;
+        }
+        CHECK(k == 3);
     }
     SECTION("single-shot text: is unreachable; -r 0 is one attempt") {
+        lo_capture capture;
         const cli_result r = run_cli({"-t", "30", "-r", "0", "127.0.0.1", "::1"});
         INFO(r);
         CHECK(r.status == 1);
         CHECK(r.out == "::1 is alive\n127.0.0.1 is unreachable\n");
-        CHECK(r.took < 30ms + timing_slack);
+        const auto sent = capture.requests();
+        CHECK(std::count_if(sent.begin(), sent.end(), [](const wire_request& w) {
+                  return w.destination == "127.0.0.1";
+              }) == 1);
     }
     SECTION("-t in count mode; timeout lines") {
         const cli_result r = run_cli({"-c", "2", "-p", "20", "-t", "60", "127.0.0.1"});
@@ -765,19 +713,21 @@ TEST_CASE("timeouts with icmp_echo_ignore_all: unreachable, retries, exit 1",
         CHECK(lines[1] == "127.0.0.1 : [1], timed out (NaN avg, 100% loss)");
         // Ping 1 left at 20 ms and timed out 60 ms later.
         CHECK(r.took >= 80ms);
-        CHECK(r.took < 80ms + timing_slack);
         const auto s = summaries(r);
         REQUIRE(s.count("127.0.0.1"));
         CHECK(s.at("127.0.0.1").sent == 2);
         CHECK(s.at("127.0.0.1").received == 0);
         CHECK(s.at("127.0.0.1").loss == 100);
         CHECK_FALSE(s.at("127.0.0.1").has_rtt);
+        // And no longer than 60 ms.
+        lost_when_answered_after_300ms({"-t", "60"}, "198.18.0.30");
     }
     SECTION("without -t, count mode waits one period (at most 2 s), as fping") {
         const cli_result r = run_cli({"-c", "1", "-p", "70", "127.0.0.1"});
         CHECK(r.status == 1);
         CHECK(r.took >= 70ms);
-        CHECK(r.took < 70ms + timing_slack);
+        // One period and no longer (not the 2 s cap).
+        lost_when_answered_after_300ms({"-p", "70"}, "198.18.0.31");
     }
 }
 
@@ -812,7 +762,14 @@ TEST_CASE("-c: per-reply lines, exact summaries on stderr", "[cli][count]") {
 
 TEST_CASE("-p and -D: pings to one target one period apart, timestamped", "[cli][count]") {
     lo_capture capture;
+    const auto wall = [] {
+        return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
+    };
+    const double started = wall();
+    const std::chrono::nanoseconds before = testing::realtime_now();
     const cli_result r = run_cli({"-c", "4", "-p", "60", "-D", "127.0.0.1"});
+    const double ended = wall();
     INFO(r);
     CHECK(r.status == 0);
     const auto lines = r.out_lines();
@@ -825,21 +782,19 @@ TEST_CASE("-p and -D: pings to one target one period apart, timestamped", "[cli]
         REQUIRE(std::regex_match(line, m, stamped));
         stamps.push_back(std::stod(m[1]));
     }
-    const double now =
-        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-    CHECK(std::abs(now - stamps.back()) < 5.0);
+    // Wall-clock time of the run, to the 10 us the stamps are printed to.
+    CHECK(stamps.front() >= started - 0.00001);
+    CHECK(stamps.back() <= ended + 0.00001);
     CHECK(std::is_sorted(stamps.begin(), stamps.end()));
     // The stamps are when the lines were printed, which a stalled process
     // delays; the send times, by the kernel's clock, keep the period: ping k
-    // leaves at t0 + k x 60 ms.
+    // leaves no earlier than k x 60 ms after the start (test_ping_series.cpp
+    // checks that the schedule does not drift).
     const auto sent = capture.requests();
     REQUIRE(sent.size() == 4);
-    for (std::size_t k = 1; k < sent.size(); ++k) {
-        const auto offset = sent[k].sent - sent[0].sent;
-        const auto planned = 60ms * static_cast<int>(k);
-        INFO("ping " << k << " left at " << ms(offset).count() << " ms");
-        CHECK(offset >= planned - 1ms);
-        CHECK(offset < planned + timing_slack);
+    for (std::size_t k = 0; k < sent.size(); ++k) {
+        INFO("ping " << k << " left at " << ms(sent[k].sent - before).count() << " ms");
+        CHECK(sent[k].sent - before >= 60ms * static_cast<int>(k));
     }
     CHECK(r.took >= 180ms);
 }
@@ -909,42 +864,97 @@ TEST_CASE("-q, -a, -u, -e, --stats", "[cli][output]") {
 TEST_CASE("-i / --rate pace every ping of the run; the default is unpaced", "[cli][pace]") {
     const std::vector<std::string> targets{"127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4",
                                            "::1"};
-    // The send times, by the kernel's clock.
-    auto sends = [&](std::vector<std::string> args) {
-        lo_capture capture;
-        args.insert(args.end(), {"-c", "1", "-q"});
-        args.insert(args.end(), targets.begin(), targets.end());
-        const cli_result r = run_cli(args);
-        INFO(r);
-        CHECK(r.status == 0);
-        std::vector<std::chrono::nanoseconds> at;
-        for (const wire_request& w : capture.requests())
-            at.push_back(w.sent);
-        REQUIRE(at.size() == 5);
-        return at;
-    };
     for (const auto& pace :
          std::vector<std::vector<std::string>>{{"-i", "30"}, {"--rate", "33.3333"}}) {
         INFO(pace[0]);
-        const auto at = sends(pace);
-        for (std::size_t i = 1; i < at.size(); ++i) {
-            INFO("gap " << i << ": " << ms(at[i] - at[i - 1]).count() << " ms");
-            // A request leaves in the engine's next loop turn: one before it
-            // that left late (a preempted process) shortens the gap.
-            CHECK(at[i] - at[i - 1] >= 29ms);
+        lo_capture capture;
+        std::vector<std::string> args = pace;
+        args.insert(args.end(), {"-c", "1", "-q"});
+        args.insert(args.end(), targets.begin(), targets.end());
+        const std::chrono::nanoseconds before = testing::realtime_now();
+        const cli_result r = run_cli(args);
+        INFO(r);
+        CHECK(r.status == 0);
+        const auto at = capture.send_times();
+        REQUIRE(at.size() == 5);
+        for (std::size_t i = 0; i < at.size(); ++i) {
+            // Request i leaves at least i x 30 ms after the start, by the
+            // kernel's clock. (Not each gap: a request that left late, its
+            // process preempted, shortens the gap to the next one.)
+            INFO("request " << i << " left " << ms(at[i] - before).count() << " ms in");
+            CHECK(at[i] - before >= 30ms * static_cast<int>(i));
         }
-        CHECK(at.back() - at.front() >= 120ms - 1ms);
     }
-    const auto at = sends({});
-    CHECK(at.back() - at.front() < 30ms);
-}
-
-TEST_CASE("-l and SIGINT: summary, every ping counted once", "[cli][signal][loop]") {
-    const cli_result r = run_cli(
-        cli_run{.args = {"-l", "-p", "20", "127.0.0.1", "::1"}, .signals = {{300ms, SIGINT}}});
+    // Unpaced by default: 50 targets leave in one burst, the engine's first
+    // loop turn. Paced as fping is by default (10 ms) they would span
+    // 490 ms; the burst spans microseconds, so only a machine that stalls
+    // the sender for a quarter of a second fails this.
+    lo_capture capture;
+    const cli_result r = run_cli({"--json", "-q", "-c", "1", "-g", "127.0.0.1", "127.0.0.50"});
     INFO(r);
     CHECK(r.status == 0);
-    CHECK(r.took < 300ms + timing_slack);
+    const schema_checker checker(load_schema());
+    CHECK(events(json_lines(r, checker), "start").at(0)["pace_ms"] == 0.0);
+    const auto at = capture.send_times();
+    REQUIRE(at.size() == 50);
+    CHECK(at.back() - at.front() < 250ms);
+}
+
+namespace {
+
+/// The lines of `text` that are complete (a child's output read so far may
+/// end in the middle of one).
+std::vector<std::string> complete_lines(const std::string& text) {
+    std::vector<std::string> lines = cli_result::split(text);
+    if (!text.empty() && text.back() != '\n' && !lines.empty())
+        lines.pop_back();
+    return lines;
+}
+
+/// Conditions on the output so far, for signal_step::when.
+auto reply_lines_at_least(const char* target, std::size_t n) {
+    return
+        [target, n](const cli_result& so_far) { return reply_indices(so_far)[target].size() >= n; };
+}
+
+/// The `sent` of the first interim summary on stderr, if one was written.
+std::optional<std::uint64_t> interim_sent(const cli_result& so_far) {
+    for (const std::string& line : complete_lines(so_far.err)) {
+        std::smatch m;
+        if (std::regex_match(line, m, summary_line))
+            return std::stoull(m[2]);
+    }
+    return std::nullopt;
+}
+
+/// JSON output so far: the ping events, and the interim target event's `sent`.
+std::size_t json_pings(const cli_result& so_far) {
+    std::size_t n = 0;
+    for (const std::string& line : complete_lines(so_far.out))
+        n += json::parse(line).at("event") == "ping" ? 1 : 0;
+    return n;
+}
+std::optional<std::uint64_t> json_interim_sent(const cli_result& so_far) {
+    for (const std::string& line : complete_lines(so_far.out)) {
+        const json j = json::parse(line);
+        if (j.at("event") == "target" && j.at("final") == false)
+            return j.at("sent").get<std::uint64_t>();
+    }
+    return std::nullopt;
+}
+
+} // namespace
+
+TEST_CASE("-l and SIGINT: summary, every ping counted once", "[cli][signal][loop]") {
+    // The signal goes once both targets have 8 reply lines out.
+    const cli_result r =
+        run_cli(cli_run{.args = {"-l", "-p", "20", "127.0.0.1", "::1"},
+                        .signals = {{SIGINT, [](const cli_result& so_far) {
+                                         return reply_lines_at_least("127.0.0.1", 8)(so_far) &&
+                                                reply_lines_at_least("::1", 8)(so_far);
+                                     }}}});
+    INFO(r);
+    CHECK(r.status == 0);
     const auto indices = reply_indices(r);
     const auto s = summaries(r);
     REQUIRE(s.size() == 2);
@@ -961,42 +971,56 @@ TEST_CASE("-l and SIGINT: summary, every ping counted once", "[cli][signal][loop
         CHECK(sum.received == seen.size());
     }
     SECTION("SIGTERM does the same") {
-        const cli_result t = run_cli(
-            cli_run{.args = {"-l", "-p", "20", "-q", "::1"}, .signals = {{100ms, SIGTERM}}});
+        const cli_result t =
+            run_cli(cli_run{.args = {"-l", "-p", "20", "::1"},
+                            .signals = {{SIGTERM, reply_lines_at_least("::1", 1)}}});
+        INFO(t);
         CHECK(t.status == 0);
         CHECK(summaries(t).size() == 1);
     }
 }
 
 TEST_CASE("SIGINT waits for pings in flight; a second SIGINT cancels them", "[cli][signal]") {
-    testing::network_simulator sim(simulated("delay=300ms", "cli interrupt"));
     SECTION("one SIGINT: no more sends, the replies in flight still counted") {
-        const cli_result r = run_cli(cli_run{.args = {"-l", "-p", "50", "-t", "2s", "198.18.0.2"},
-                                             .signals = {{120ms, SIGINT}}});
+        // The signal goes once the simulator has the second request; the
+        // third is due 500 ms after it, long after the signal was handled
+        // (within the tool's 25 ms tick).
+        testing::network_simulator sim(simulated("delay=300ms", "cli interrupt"));
+        const cli_result r = run_cli(cli_run{
+            .args = {"-l", "-p", "500", "-t", "5s", "198.18.0.2"},
+            .signals = {{SIGINT, [&](const cli_result&) { return sim.requests().size() >= 2; }}}});
         INFO(r);
         CHECK(r.status == 0);
-        CHECK(r.took >= 300ms); // waited for the replies
+        CHECK(r.took >= 300ms); // waited for the replies, which take 300 ms
         const auto indices = reply_indices(r)["198.18.0.2"];
-        CHECK(indices.size() >= 2);
+        CHECK(indices.size() == 2);
         const auto s = summaries(r).at("198.18.0.2");
         CHECK(s.sent == indices.size());
         CHECK(s.received == indices.size());
         CHECK(sim.requests().size() == indices.size()); // nothing sent after the signal
     }
     SECTION("two SIGINTs: the pings in flight are cancelled and not counted") {
-        const cli_result r =
-            run_cli(cli_run{.args = {"-l", "-p", "50", "-t", "2s", "--json", "198.18.0.2"},
-                            .signals = {{120ms, SIGINT}, {170ms, SIGINT}}});
+        // Replies would take 30 s: waiting for them is what the second
+        // SIGINT must prevent.
+        testing::network_simulator sim(simulated("delay=30s", "cli interrupt twice"));
+        const cli_result r = run_cli(cli_run{
+            .args = {"-l", "-p", "50", "-t", "60s", "--json", "198.18.0.2"},
+            .signals = {{SIGINT, [&](const cli_result&) { return sim.requests().size() >= 2; }},
+                        {SIGINT}}});
         INFO(r);
         CHECK(r.status == 1);
-        CHECK(r.took < 300ms);
+        CHECK(r.took < 20s); // not the 30 s the replies would take
         const schema_checker checker(load_schema());
         const auto lines = json_lines(r, checker);
         const auto target = events(lines, "target").at(0);
         CHECK(target["sent"] == 0);
         CHECK(target["received"] == 0);
-        CHECK(target["cancelled"].get<std::size_t>() == sim.requests().size());
-        CHECK(target["cancelled"].get<std::size_t>() >= 2);
+        const auto cancelled = target["cancelled"].get<std::size_t>();
+        CHECK(cancelled >= 2);
+        // Every request sent reaches the simulator, if not yet read: wait for
+        // them before comparing.
+        CHECK(sim.wait_for_requests(cancelled, 20s));
+        CHECK(sim.requests().size() == cancelled);
         CHECK(target["loss_percent"] == 0.0);
         const auto summary = events(lines, "summary").at(0);
         CHECK(summary["interrupted"] == true);
@@ -1005,11 +1029,21 @@ TEST_CASE("SIGINT waits for pings in flight; a second SIGINT cancels them", "[cl
 }
 
 TEST_CASE("SIGQUIT prints an interim summary and carries on", "[cli][signal]") {
-    const cli_result r = run_cli(cli_run{.args = {"-l", "-p", "20", "-q", "127.0.0.1"},
-                                         .signals = {{150ms, SIGQUIT}, {300ms, SIGINT}}});
+    // SIGQUIT once 3 pings are answered; SIGINT once the interim summary is
+    // out and another ping was answered after it.
+    const cli_result r = run_cli(cli_run{
+        .args = {"-l", "-p", "20", "127.0.0.1"},
+        .signals = {{SIGQUIT, reply_lines_at_least("127.0.0.1", 3)},
+                    {SIGINT, [](const cli_result& so_far) {
+                         const auto interim = interim_sent(so_far);
+                         return interim && reply_lines_at_least("127.0.0.1", *interim + 1)(so_far);
+                     }}}});
     INFO(r);
     CHECK(r.status == 0);
-    const auto err = r.err_lines();
+    // Without -q (its reply lines are what the signals wait for), a blank
+    // line comes before the final summary, as in fping.
+    std::vector<std::string> err = r.err_lines();
+    err.erase(std::remove(err.begin(), err.end(), std::string()), err.end());
     REQUIRE(err.size() == 3);
     CHECK(std::regex_match(err[0], std::regex(R"(^\[\d\d:\d\d:\d\d\]$)")));
     std::smatch interim, final;
@@ -1019,13 +1053,20 @@ TEST_CASE("SIGQUIT prints an interim summary and carries on", "[cli][signal]") {
     CHECK(std::stoull(final[2]) > std::stoull(interim[2]));
 
     SECTION("with --json: target and summary objects with final = false") {
-        const cli_result j =
-            run_cli(cli_run{.args = {"--json", "-l", "-p", "20", "-q", "127.0.0.1"},
-                            .signals = {{150ms, SIGQUIT}, {300ms, SIGINT}}});
+        const cli_result j = run_cli(cli_run{
+            .args = {"--json", "-l", "-p", "20", "127.0.0.1"},
+            .signals = {{SIGQUIT, [](const cli_result& so_far) { return json_pings(so_far) >= 3; }},
+                        {SIGINT, [](const cli_result& so_far) {
+                             const auto interim = json_interim_sent(so_far);
+                             return interim && json_pings(so_far) > *interim;
+                         }}}});
         INFO(j);
         CHECK(j.status == 0);
         const schema_checker checker(load_schema());
-        const auto lines = json_lines(j, checker);
+        std::vector<json> lines;
+        for (json& line : json_lines(j, checker))
+            if (line["event"] != "ping")
+                lines.push_back(std::move(line));
         REQUIRE(lines.size() == 5);
         CHECK(lines[0]["event"] == "start");
         CHECK(lines[0]["mode"] == "loop");
@@ -1045,9 +1086,12 @@ TEST_CASE("SIGQUIT prints an interim summary and carries on", "[cli][signal]") {
 }
 
 TEST_CASE("a progress line on a terminal's stderr, none otherwise", "[cli][progress]") {
-    const cli_result tty = run_cli(cli_run{.args = {"-l", "-p", "100", "127.0.0.1"},
-                                           .signals = {{1400ms, SIGINT}},
-                                           .stderr_tty = true});
+    // On a terminal: SIGINT once the progress line (drawn each second) is out.
+    const cli_result tty = run_cli(cli_run{
+        .args = {"-l", "-p", "100", "127.0.0.1"},
+        .signals = {{SIGINT,
+                     [](const cli_result& so_far) { return contains(so_far.err, "pings/s"); }}},
+        .stderr_tty = true});
     INFO(tty);
     CHECK(tty.status == 0);
     CHECK_THAT(tty.err, Catch::Contains("0/1 targets done, 1 alive") &&
@@ -1055,8 +1099,16 @@ TEST_CASE("a progress line on a terminal's stderr, none otherwise", "[cli][progr
     // The summary comes after the progress line was erased.
     CHECK(tty.err.rfind("xmt/rcv/%loss") > tty.err.rfind("\r\033[K"));
     CHECK_THAT(tty.out, !Catch::Contains("targets done"));
-    const cli_result pipe =
-        run_cli(cli_run{.args = {"-l", "-p", "100", "127.0.0.1"}, .signals = {{1400ms, SIGINT}}});
+    // On a pipe: SIGINT once ping 11's reply is out. Ping 11 leaves 1.1 s
+    // after the start, and the tool writes its line out in a tick in which
+    // it would also have drawn the first progress line (due at 1 s).
+    const cli_result pipe = run_cli(
+        cli_run{.args = {"-l", "-p", "100", "127.0.0.1"},
+                .signals = {{SIGINT, [](const cli_result& so_far) {
+                                 const auto seen = reply_indices(so_far)["127.0.0.1"];
+                                 return std::find(seen.begin(), seen.end(), 11) != seen.end();
+                             }}}});
+    INFO(pipe);
     CHECK(pipe.status == 0);
     CHECK_THAT(pipe.err, !Catch::Contains("targets done") && !Catch::Contains("\r"));
 }
@@ -1334,11 +1386,13 @@ TEST_CASE("--json: every line valid against the schema, checked field by field",
               return s["address"] == "198.18.0.4" && s["kind"] == "duplicate";
           }) == 3);
     // Late replies come 250 ms after their ping: those to pings 0 and 1
-    // before the run ends (at 950 ms); the last one normally after it.
+    // before the run ends (at 950 ms), the last one normally after it. Only
+    // ping 0's is certain (700 ms before the end; ping 1's is 300 ms before
+    // it, which a stalled machine can miss); each one seen is counted below.
     const auto late_strays = std::count_if(strays.begin(), strays.end(), [](const json& s) {
         return s["address"] == "198.18.0.5" && s["kind"] == "late";
     });
-    CHECK(late_strays >= 2);
+    CHECK(late_strays >= 1);
     CHECK(late_strays <= 3);
 
     const auto targets = events(lines, "target");

@@ -5,6 +5,7 @@
 // No test here depends on timing.
 #include <catch2/catch.hpp>
 
+#include "engine_test.hpp"
 #include "netns.hpp"
 
 #include <icmpengine/icmpengine.hpp>
@@ -29,9 +30,7 @@ using icmpengine::ping_status;
 
 namespace {
 
-ip_address addr(const char* text) {
-    return ip_address::parse(text);
-}
+using icmpengine::testing::addr;
 
 // Without a route in the private namespace: the send fails at once
 // (ENETUNREACH) and nothing is sent. 198.51.100.0/24 is TEST-NET-2.

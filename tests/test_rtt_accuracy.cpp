@@ -14,15 +14,24 @@
 //             the reply's way back to the kernel's receive stamp.
 // The test prints a table per configuration (simulator sleeping at
 // SCHED_FIFO or busy-polling; engine send_batch 32 or 1; the engine's
-// thread at SCHED_FIFO or not) and which did best. It asserts only
-// what holds on any machine: no RTT is shorter than the delay (the send time
-// is taken before the request can reach the simulator, the receive stamp
-// after the reply was written) and the median error is below 5 ms (a wrong
-// clock or a unit error), never a tight timing bound: the machines are small
-// and shared. The figures measured are in the README, "Reliability".
+// thread at SCHED_FIFO or not) and which did best: those figures are the
+// measurement (the README's "Reliability" has them, and says that the 50 us
+// p99 goal is not met on the development VM). It asserts only what holds on
+// any machine, however loaded:
+//   - every ping gets its reply, from its target, matching the simulator's
+//     record of its request;
+//   - no RTT is shorter than the injected delay, nor than the simulator's
+//     own read-to-write time (the send time is taken before the request can
+//     reach the simulator, the receive stamp after the reply was written);
+//   - the median error of every row is below 1 s: what a wrong clock (wall
+//     against monotonic, decades apart) or a unit error (the 10 ms row read
+//     as microseconds or seconds) breaks, and a busy machine does not.
+// No percentile is bounded: on a shared machine any tight bound is a coin
+// toss.
 #include <catch2/catch.hpp>
 
 #include "netsim.hpp"
+#include "realtime.hpp"
 
 #include <icmpengine/icmpengine.hpp>
 
@@ -31,8 +40,6 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
-#include <pthread.h>
-#include <sched.h>
 #include <string>
 #include <utility>
 #include <vector>
@@ -88,15 +95,6 @@ std::string profile_text() {
     return p;
 }
 
-/// From when the simulator read the request to when it wrote the reply
-/// (as in test_fault_matrix.cpp).
-nanoseconds answer_delay(const testing::request_record& r) {
-    for (const auto& w : r.writes)
-        if (w.kind == testing::write_kind::reply || w.kind == testing::write_kind::error)
-            return w.written - r.received;
-    return 0ns;
-}
-
 /// Nearest-rank percentile (q = 1 is the maximum).
 nanoseconds percentile(std::vector<nanoseconds> v, double q) {
     REQUIRE(!v.empty());
@@ -145,30 +143,10 @@ struct configuration {
     bool realtime_engine; ///< run the engine's thread (this one) at SCHED_FIFO 1
 };
 
-/// SCHED_FIFO for the calling thread while it lives, if permitted (sched(7)).
-/// A real-time engine thread is not preempted between taking the send time
-/// and entering the kernel, which a loaded machine otherwise does for
-/// milliseconds now and then.
-class scoped_realtime {
-  public:
-    explicit scoped_realtime(bool wanted) {
-        sched_param param{};
-        param.sched_priority = 1;
-        m_active = wanted && ::pthread_setschedparam(::pthread_self(), SCHED_FIFO, &param) == 0;
-    }
-    ~scoped_realtime() {
-        if (m_active) {
-            sched_param param{};
-            ::pthread_setschedparam(::pthread_self(), SCHED_OTHER, &param);
-        }
-    }
-    scoped_realtime(const scoped_realtime&) = delete;
-    scoped_realtime& operator=(const scoped_realtime&) = delete;
-    bool active() const noexcept { return m_active; }
-
-  private:
-    bool m_active = false;
-};
+/// The engine's thread at SCHED_FIFO (configuration::realtime_engine): not
+/// preempted between taking the send time and entering the kernel, which a
+/// loaded machine otherwise does for milliseconds now and then.
+using testing::scoped_realtime;
 
 struct row {
     nanoseconds p50, p99, max;
@@ -249,9 +227,9 @@ TEST_CASE("RTT accuracy: measured RTT minus injected delay", "[rtt][netsim]") {
                     // The send time is taken before the request can reach the
                     // simulator, the receive stamp after the reply was written.
                     CHECK(s.result.rtt >= delay);
-                    CHECK(s.result.rtt >= answer_delay(it->second));
+                    CHECK(s.result.rtt >= it->second.answer_delay());
                     error.push_back(s.result.rtt - delay);
-                    error2.push_back(s.result.rtt - answer_delay(it->second));
+                    error2.push_back(s.result.rtt - it->second.answer_delay());
                     request_path.push_back(it->second.received - s.called);
                 }
                 const row r{percentile(error, 0.5),        percentile(error, 0.99),
@@ -263,13 +241,10 @@ TEST_CASE("RTT accuracy: measured RTT minus injected delay", "[rtt][netsim]") {
                             delays[k].name, v6 ? "IPv6" : "IPv4", error.size(), us(r.p50),
                             us(r.p99), us(r.max), us(r.p50_2), us(r.p99_2), us(r.max_2),
                             us(r.request_p50), us(r.request_p99));
-                // Catches a wrong clock or a unit error, not a slow machine.
-                // Only with the real-time simulator: a busy-polling thread
-                // is not real-time, and on a loaded machine the scheduler
-                // preempts it for milliseconds (a median of 2 ms has been
-                // seen under sanitizers), as in test_netsim's [timing].
-                if (!c.busy_poll)
-                    CHECK(r.p50 < 5ms);
+                // Catches a wrong clock or a unit error, not a slow machine
+                // (a busy-polling simulator preempted for milliseconds has
+                // shown a median of 2 ms under sanitizers).
+                CHECK(r.p50 < 1s);
                 if (delay > 0ns)
                     worst_p99 = std::max(worst_p99, r.p99);
             }

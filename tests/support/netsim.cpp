@@ -1020,6 +1020,13 @@ echo_behaviour profile::behaviour_for(const sim_address& target) const {
 
 // ---------------------------------------------------------------- records
 
+std::chrono::nanoseconds request_record::answer_delay() const noexcept {
+    for (const packet_write& w : writes)
+        if (w.kind == write_kind::reply || w.kind == write_kind::error)
+            return w.written == mono_time{} ? std::chrono::nanoseconds(0) : w.written - received;
+    return std::chrono::nanoseconds(0);
+}
+
 std::string request_record::to_string() const {
     std::string s = "#" + std::to_string(index) + " " + source.to_string() + " > " +
                     target.to_string() + " id=" + std::to_string(identifier) +

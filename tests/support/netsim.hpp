@@ -315,6 +315,12 @@ struct request_record {
     bool corrupted(corruption c) const noexcept {
         return (corruptions & static_cast<std::uint16_t>(c)) != 0;
     }
+    /// From `received` to the first answer written (reply or ICMP error):
+    /// the delay drawn plus any time the answer was held back to reorder it
+    /// and the simulator's lateness in writing it. Zero if nothing was
+    /// written. The time is read just before the write, so the answer
+    /// reaches the pinger's socket after received + answer_delay().
+    std::chrono::nanoseconds answer_delay() const noexcept;
     /// One line: "#3 198.18.0.2 id=12 seq=1 replied delay=1ms writes=[reply +1.002ms]".
     std::string to_string() const;
 };

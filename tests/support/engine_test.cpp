@@ -1,0 +1,36 @@
+#include "engine_test.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <utility>
+
+namespace icmpengine::testing {
+
+void require_balanced(const engine_stats& s) {
+    INFO("sent " << s.sent << " replies " << s.replies << " timeouts " << s.timeouts
+                 << " icmp_errors " << s.icmp_errors << " send_errors " << s.send_errors
+                 << " cancelled " << s.cancelled << " in_flight " << s.in_flight << " waiting "
+                 << s.waiting);
+    REQUIRE(s.sent ==
+            s.replies + s.timeouts + s.icmp_errors + s.send_errors + s.cancelled + s.in_flight);
+    REQUIRE(s.waiting == 0);
+}
+
+task<std::vector<ping_result>> ping_each(engine& eng, std::vector<ip_address> targets,
+                                         std::chrono::nanoseconds timeout, ping_options options) {
+    std::vector<task<ping_result>> pings;
+    pings.reserve(targets.size());
+    for (const auto& t : targets)
+        pings.push_back(eng.ping(t, timeout, options));
+    co_return co_await when_all(std::move(pings));
+}
+
+task<timed_result> timed_ping(engine& eng, ip_address to, std::chrono::nanoseconds timeout) {
+    timed_result t;
+    t.started = std::chrono::steady_clock::now();
+    t.result = co_await eng.ping(to, timeout);
+    t.ended = std::chrono::steady_clock::now();
+    co_return t;
+}
+
+} // namespace icmpengine::testing
