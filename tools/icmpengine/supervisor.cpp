@@ -15,7 +15,12 @@ ie::task<void> supervisor::run() {
     auto next_progress = started + progress_every;
     std::uint64_t sent_before = 0;
     auto progress_before = started;
-    while (co_await eng.sleep_for(tick)) {
+    // Not `while (co_await ...)`: GCC 12 miscompiles a co_await in a loop
+    // condition (tests/gcc12_co_await_condition.cpp).
+    for (;;) {
+        const bool slept = co_await eng.sleep_for(tick);
+        if (!slept)
+            break;
         // Lines reach a pipe within a tick (a consumer of -l --json sees
         // events live) without a write per line.
         std::fflush(stdout);
