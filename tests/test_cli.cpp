@@ -57,6 +57,11 @@ std::string env_path(const char* name) {
     return p;
 }
 
+/// The version the tool was built with (meson.build's project version).
+std::string project_version() {
+    return env_path("ICMPENGINE_VERSION");
+}
+
 // ---------------------------------------------------------------- running
 
 struct cli_result;
@@ -471,7 +476,7 @@ TEST_CASE("--help documents every option and exit code; --version", "[cli]") {
     for (const char* flag : {"--version", "-v"}) {
         const cli_result version = run_cli({flag});
         CHECK(version.status == 0);
-        CHECK(version.out == "icmpengine 0.1.0\n");
+        CHECK(version.out == "icmpengine " + project_version() + "\n");
     }
 }
 
@@ -1350,7 +1355,7 @@ TEST_CASE("--json: every line valid against the schema, checked field by field",
     CHECK(start[0]["timeout_ms"] == 150.0);
     CHECK(start[0]["pace_ms"] == 0.0);
     CHECK(start[0]["payload_size"] == 40);
-    CHECK(start[0]["version"] == "0.1.0");
+    CHECK(start[0]["version"] == project_version());
 
     // ping events: one per ping, each index once per target.
     const auto pings = events(lines, "ping");
