@@ -262,8 +262,7 @@ int run_scale(const arguments& a) {
         engine& eng;
         tally t;
         std::optional<std::uint64_t> peak;
-        explicit tally_sink(engine& e) : eng(e) {}
-        void sent(std::size_t, std::uint64_t) override {}
+        explicit tally_sink(engine& e) : fanout_sink(false), eng(e) {}
         void ended(std::size_t, std::uint64_t, const ping_result& r) override {
             if (!peak) {
                 const engine_stats s = eng.stats();
@@ -271,7 +270,6 @@ int run_scale(const arguments& a) {
             }
             t.add(r);
         }
-        void done_sending(std::size_t) noexcept override {}
     } sink(eng);
     icmpengine::detail::fanout_core core(
         list, {.timeouts = timeouts, .window = static_cast<std::uint32_t>(count)}, sink,

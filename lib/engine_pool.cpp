@@ -59,12 +59,11 @@ detail::fanout_plan plan_for(const ping_all_options& options) {
 /// The sink of ping_all: results[i] for targets[i].
 class result_array final : public detail::fanout_sink {
   public:
-    explicit result_array(std::span<ping_result> results) noexcept : m_results(results) {}
-    void sent(std::size_t, std::uint64_t) override {}
+    explicit result_array(std::span<ping_result> results) noexcept
+        : fanout_sink(false), m_results(results) {}
     void ended(std::size_t target, std::uint64_t, const ping_result& result) override {
         m_results[target] = result;
     }
-    void done_sending(std::size_t) noexcept override {}
 
   private:
     std::span<ping_result> m_results;

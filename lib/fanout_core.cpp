@@ -90,7 +90,7 @@ void fanout_core::request_stop() noexcept {
         m_stopping = true;
         m_source.stop();
         for (const next_ping& p : m_heap)
-            m_sink.done_sending(p.target);
+            done_sending(p.target);
         m_heap.clear();
     }
     if (m_sleeping)
@@ -126,6 +126,8 @@ bool fanout_core::later(const next_ping& a, const next_ping& b) noexcept {
 }
 
 void fanout_core::fill() noexcept {
+    if (m_eng->stopped()) // it would cancel every ping at once: start no more
+        request_stop();
     try {
         // Read lazily: an unpaced one-shot fan-out never looks at the clock.
         steady::time_point now{};
@@ -138,10 +140,6 @@ void fanout_core::fill() noexcept {
 
 // Starts the next ping allowed at `now` (re-read when stale); false if none is.
 bool fanout_core::fill_one(steady::time_point& now) {
-    if (m_eng->stopped()) { // it would cancel every ping at once: start no more
-        request_stop();
-        return false;
-    }
     if (m_plan.pace.count() > 0) {
         now = steady::now();
         if (now < m_pace_next)
@@ -176,22 +174,24 @@ void fanout_core::start(std::size_t target, std::uint64_t k, steady::time_point 
                           m_plan.ping);
     } catch (...) {
         if (k > 0)
-            m_sink.done_sending(target); // it sent before; it never will again
+            done_sending(target); // it sent before; it never will again
         throw;
     }
     ++m_in_flight;
     if (m_plan.pace.count() > 0) // measured from the hand-over, as fping -i's gap
         m_pace_next = steady::now() + std::chrono::duration_cast<steady::duration>(m_plan.pace);
-    try {
-        m_sink.sent(target, k);
-    } catch (...) {
-        fail(target, std::current_exception());
+    if (m_sink.follows_sends()) {
+        try {
+            m_sink.sent(target, k);
+        } catch (...) {
+            fail(target, std::current_exception());
+        }
     }
     if (m_plan.until_reply)
         return; // the result decides (on_ping_result)
     const bool last = (m_plan.count != 0 && k + 1 == m_plan.count) || k + 1 == m_count_limit;
     if (last || m_stopping) {
-        m_sink.done_sending(target);
+        done_sending(target);
         return;
     }
     if (k == 0) {
@@ -211,7 +211,7 @@ void fanout_core::schedule(const next_ping& p) {
     try {
         m_heap.push_back(p);
     } catch (...) {
-        m_sink.done_sending(p.target);
+        done_sending(p.target);
         throw;
     }
     std::push_heap(m_heap.begin(), m_heap.end(), later);
@@ -232,7 +232,7 @@ void fanout_core::on_ping_result(std::uint64_t cookie, const ping_result& result
                            (m_plan.count == 0 || k + 1 < m_plan.count) && k + 1 < m_count_limit;
         try {
             if (!again)
-                m_sink.done_sending(target);
+                done_sending(target);
             else
                 schedule({steady::now(), {}, target, k + 1});
         } catch (...) {

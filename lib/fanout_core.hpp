@@ -67,21 +67,30 @@ struct fanout_plan {
 /// Where the pings of a fan-out report, from inside engine::run().
 class fanout_sink {
   public:
-    /// Ping k of `target` was handed to the engine. May throw (the ping is
-    /// out nonetheless and its result still comes to ended()).
-    virtual void sent(std::size_t target, std::uint64_t k) = 0;
     /// Ping k of `target` ended. May throw: the fan-out stops (see
     /// fanout_core).
     virtual void ended(std::size_t target, std::uint64_t k, const ping_result& result) = 0;
+    /// Ping k of `target` was handed to the engine. May throw (the ping is
+    /// out nonetheless and its result still comes to ended()). Only for a
+    /// sink that follows_sends().
+    virtual void sent(std::size_t /*target*/, std::uint64_t /*k*/) {}
     /// `target` sends no further ping: called once for every target that
     /// sent one, after its last sent() (targets never started get no call).
-    virtual void done_sending(std::size_t target) noexcept = 0;
+    /// Only for a sink that follows_sends().
+    virtual void done_sending(std::size_t /*target*/) noexcept {}
+
+    /// False for a sink that wants results only (ping_all's): the core then
+    /// skips two calls per ping.
+    bool follows_sends() const noexcept { return m_follows_sends; }
 
   protected:
-    fanout_sink() = default;
+    explicit fanout_sink(bool follows_sends) noexcept : m_follows_sends(follows_sends) {}
     fanout_sink(const fanout_sink&) = default;
     fanout_sink& operator=(const fanout_sink&) = default;
     ~fanout_sink() = default;
+
+  private:
+    bool m_follows_sends;
 };
 
 /// What the engines of a pool share: the next target nobody took yet, and
@@ -200,6 +209,11 @@ class fanout_core final : public ping_handler {
     bool fill_one(steady::time_point& now);
     void start(std::size_t target, std::uint64_t k, steady::time_point t0);
     void schedule(const next_ping& p);
+    /// Tells the sink that `target` sends no more (if it follows sends).
+    void done_sending(std::size_t target) noexcept {
+        if (m_sink.follows_sends())
+            m_sink.done_sending(target);
+    }
     bool finished() const noexcept;
     /// When a ping could next be sent, if that is a matter of time.
     bool next_send_time(steady::time_point& at) const noexcept;

@@ -72,7 +72,7 @@ std::vector<ip_address> distinct(std::span<const ip_address> targets) {
 
 struct ping_fanout::state final : detail::fanout_sink {
     state(std::span<const ip_address> targets, fanout_options o)
-        : options(std::move(o)), addresses(distinct(targets)),
+        : fanout_sink(true), options(std::move(o)), addresses(distinct(targets)),
           core(addresses, plan_for(options), *this, detail::target_source(addresses.size())) {}
 
     fanout_options options;

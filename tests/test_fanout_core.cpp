@@ -38,7 +38,8 @@ struct recording_sink final : detail::fanout_sink {
     std::size_t outstanding = 0;
     std::size_t most_outstanding = 0;
 
-    explicit recording_sink(std::size_t n) : sent_count(n), ended_count(n), done_count(n) {}
+    explicit recording_sink(std::size_t n)
+        : fanout_sink(true), sent_count(n), ended_count(n), done_count(n) {}
 
     void sent(std::size_t target, std::uint64_t k) override {
         CHECK(k == 0);
