@@ -15,6 +15,8 @@
 //           timeouts log-uniform in [--timeout-min-ms, --timeout-max-ms]
 #include <icmpengine/icmpengine.hpp>
 
+#include "fanout_core.hpp" // scale: the fan-out machine with a sink that keeps nothing
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -248,25 +250,35 @@ int run_scale(const arguments& a) {
     engine eng(config_from(a, static_cast<std::uint32_t>(std::max<std::uint64_t>(count, 1))));
     if (const std::error_code ec = eng.open(first.family()))
         throw std::runtime_error("opening the ICMP socket: " + ec.message());
-    tally t;
-    std::optional<std::uint64_t> peak;
-    const auto t0 = clock_type::now();
-    // Results go to a callback and are not kept: what stays per ping is the
-    // engine's state and the fan-out's coroutines. With the window as large
-    // as the list, every ping is sent before the loop first looks at the
-    // clock, so no ping can time out before all were sent: the peak is the
-    // number sent less those that ended otherwise (errors; replies, had a
-    // target answered) by the time the first result arrives.
-    eng.run(icmpengine::ping_all(
-        eng, list,
-        [&](std::size_t, const ping_result& r) {
+    // Results go to a sink that keeps nothing per target: the fan-out
+    // machine under ping_all (lib/fanout_core.hpp) without ping_all's
+    // results array, so that what stays per ping is the engine's state.
+    // With the window as large as the list, every ping is sent before the
+    // loop first looks at the clock, so no ping can time out before all
+    // were sent: the peak is the number sent less those that ended
+    // otherwise (errors; replies, had a target answered) by the time the
+    // first result arrives.
+    struct tally_sink final : icmpengine::detail::fanout_sink {
+        engine& eng;
+        tally t;
+        std::optional<std::uint64_t> peak;
+        explicit tally_sink(engine& e) : fanout_sink(false), eng(e) {}
+        void ended(std::size_t, std::uint64_t, const ping_result& r) override {
             if (!peak) {
                 const engine_stats s = eng.stats();
                 peak = s.sent - s.replies - s.icmp_errors - s.send_errors - s.cancelled;
             }
             t.add(r);
-        },
-        {.timeouts = timeouts, .window = static_cast<std::uint32_t>(count)}));
+        }
+    } sink(eng);
+    icmpengine::detail::fanout_core core(
+        list, {.timeouts = timeouts, .window = static_cast<std::uint32_t>(count)}, sink,
+        icmpengine::detail::target_source(list.size()));
+    const auto t0 = clock_type::now();
+    eng.run(core.run(eng));
+    core.rethrow_if_failed();
+    tally& t = sink.t;
+    const std::optional<std::uint64_t>& peak = sink.peak;
     print_result(ms_since(t0), count, t, eng.stats(), peak.value_or(0));
     return 0;
 }

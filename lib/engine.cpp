@@ -1,29 +1,13 @@
 // icmpengine::engine: the public facade over detail::engine_core (see
 // engine_core.hpp for the layout of the engine and the life of one ping).
 #include "engine_core.hpp"
+#include "ping_arguments.hpp"
 
 #include <algorithm>
 #include <fmt/format.h>
 #include <stdexcept>
 
 namespace icmpengine {
-namespace detail {
-
-void check_ping(const ip_address& to, std::chrono::nanoseconds timeout,
-                const ping_options& options) {
-    if (timeout.count() <= 0)
-        throw std::invalid_argument(fmt::format("ping to {}: timeout {} ns must be positive",
-                                                to.to_string(), timeout.count()));
-    if (timeout.count() > max_timeout_ns)
-        throw std::invalid_argument(fmt::format(
-            "ping to {}: timeout {} ns is longer than ten years", to.to_string(), timeout.count()));
-    if (options.payload_size > max_payload_size)
-        throw std::invalid_argument(fmt::format("ping to {}: payload size {} exceeds {} bytes",
-                                                to.to_string(), options.payload_size,
-                                                max_payload_size));
-}
-
-} // namespace detail
 
 namespace {
 
@@ -44,13 +28,13 @@ engine::~engine() = default;
 task<ping_result> engine::ping(ip_address to, std::chrono::nanoseconds timeout,
                                ping_options options) {
     // Checked here, at the call, rather than when the lazy task first runs.
-    detail::check_ping(to, timeout, options);
+    detail::check_ping_arguments(to, timeout, options);
     return m_core->ping(to, timeout, options);
 }
 
 ping_ticket engine::start_ping(ip_address to, std::chrono::nanoseconds timeout,
                                ping_handler& handler, std::uint64_t cookie, ping_options options) {
-    detail::check_ping(to, timeout, options);
+    detail::check_ping_arguments(to, timeout, options);
     return m_core->start(
         detail::ping_request{to, timeout.count(), options.payload_size, &handler, cookie, nullptr});
 }

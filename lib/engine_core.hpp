@@ -46,7 +46,9 @@
 #include "send_buffer_pool.hpp"
 #include "slot_table.hpp"
 
+#include <icmpengine/detail/detached.hpp>
 #include <icmpengine/engine.hpp>
+#include <icmpengine/limits.hpp>
 
 #include <array>
 #include <coroutine>
@@ -65,8 +67,8 @@ namespace icmpengine::detail {
 
 class engine_core;
 
-/// Longest accepted ping timeout: ten years, far from int64 overflow.
-inline constexpr std::int64_t max_timeout_ns = std::int64_t{10} * 365 * 24 * 3600 * 1'000'000'000;
+/// Longest accepted ping timeout (limits.hpp), in the engine's unit.
+inline constexpr std::int64_t max_timeout_ns = max_ping_timeout.count();
 
 /// Each send buffer holds the destination's sockaddr, then the packet.
 inline constexpr std::size_t sockaddr_room = 32; // sockaddr_in6 (28) rounded up
@@ -76,11 +78,6 @@ inline constexpr std::size_t send_buffer_size(std::uint32_t payload_size) noexce
 
 /// Reads CLOCK_MONOTONIC or CLOCK_REALTIME in nanoseconds.
 std::int64_t clock_ns(clockid_t clock) noexcept;
-
-/// Checks the arguments of one ping (engine::ping, start_ping,
-/// remote_engine::ping): throws std::invalid_argument naming the bad value.
-void check_ping(const ip_address& to, std::chrono::nanoseconds timeout,
-                const ping_options& options);
 
 /// One ping as it was asked for: what launch() needs to send it and whom
 /// to tell how it ended.
@@ -219,7 +216,13 @@ class engine_core {
     void spawn(task<void> t);
     void stop();
     void record_spawn_exception(std::exception_ptr e) noexcept;
-    void spawned_finished() noexcept { ++m_spawned_done; }
+    /// detail::detached's owner interface, for spawned tasks: a finished
+    /// one is destroyed by sweep_spawned(), outside its own frame.
+    std::coroutine_handle<> child_finished(std::coroutine_handle<>) noexcept {
+        ++m_spawned_done;
+        return std::noop_coroutine();
+    }
+    void child_failed(std::exception_ptr e) noexcept { record_spawn_exception(std::move(e)); }
 
     // engine_embed.cpp: driven from another loop or thread.
     bool poll();

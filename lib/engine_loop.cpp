@@ -15,27 +15,7 @@ namespace {
 
 /// The coroutine behind engine::spawn: owned by the engine, which destroys
 /// the frame once it has finished (or at stop, if it never can).
-struct spawned {
-    struct promise_type {
-        engine_core* m_core;
-        promise_type(engine_core* core, task<void>&) noexcept : m_core(core) {}
-        spawned get_return_object() noexcept {
-            return {std::coroutine_handle<promise_type>::from_promise(*this)};
-        }
-        std::suspend_always initial_suspend() const noexcept { return {}; }
-        auto final_suspend() noexcept {
-            m_core->spawned_finished();
-            return std::suspend_always{};
-        }
-        void return_void() const noexcept {}
-        void unhandled_exception() noexcept {
-            m_core->record_spawn_exception(std::current_exception());
-        }
-    };
-    std::coroutine_handle<promise_type> m_handle;
-};
-
-spawned spawn_body(engine_core* /*for the promise*/, task<void> t) {
+detached<engine_core> spawn_body(task<void> t) {
     co_await std::move(t);
 }
 
@@ -244,9 +224,9 @@ void engine_core::drop_deliveries(const ping_handler& handler) noexcept {
 }
 
 void engine_core::spawn(task<void> t) {
-    const spawned s = spawn_body(this, std::move(t));
-    m_spawned.push_back(s.m_handle);
-    m_ready.push_back(s.m_handle); // starts at the next turn of a run() or poll()
+    const std::coroutine_handle<> h = spawn_body(std::move(t)).release(*this);
+    m_spawned.push_back(h);
+    m_ready.push_back(h); // starts at the next turn of a run() or poll()
     work_queued_outside();
 }
 

@@ -1,17 +1,16 @@
 // icmpengine::ping_all and icmpengine::engine_pool: see engine_pool.hpp.
 //
-// A fan-out is one coroutine and no frame per ping: it starts `window`
-// pings with engine::start_ping and, as each result arrives, the next one,
-// taking target indices from a source (shared between the engines of a
-// pool). What stays per ping in flight is the engine's slot.
-#include "engine_core.hpp"
-
+// ping_all is the fan-out machine (fanout_core.hpp) with one ping per
+// target and a sink that writes results[i]; the pool runs one such machine
+// per engine, all taking targets from one shared cursor.
 #include <icmpengine/engine_pool.hpp>
+#include <icmpengine/errors.hpp>
+
+#include "fanout_core.hpp"
+#include "ping_arguments.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <condition_variable>
-#include <coroutine>
 #include <cstdint>
 #include <exception>
 #include <fmt/format.h>
@@ -23,194 +22,75 @@
 #include <string>
 #include <thread>
 #include <utility>
-#include <variant>
 
 namespace icmpengine {
 namespace {
 
-constexpr std::size_t no_index = static_cast<std::size_t>(-1);
-
-void check_timeout(std::chrono::nanoseconds timeout, const char* what, std::size_t index) {
-    if (timeout.count() > 0 && timeout.count() <= detail::max_timeout_ns)
-        return;
-    const std::string where = index == no_index ? "" : fmt::format("[{}]", index);
-    throw std::invalid_argument(
-        fmt::format("ping_all_options.{}{} = {} ns: must be positive and at most ten years", what,
-                    where, timeout.count()));
-}
-
-void validate(const ping_all_options& options, std::size_t targets) {
-    if (options.window == 0)
-        throw std::invalid_argument("ping_all_options.window = 0: must be at least 1");
-    if (options.timeouts.empty()) {
-        check_timeout(options.timeout, "timeout", no_index);
-    } else {
-        if (options.timeouts.size() != targets)
-            throw std::invalid_argument(
-                fmt::format("ping_all_options.timeouts: {} timeouts for {} targets: need one "
-                            "per target",
-                            options.timeouts.size(), targets));
-        for (std::size_t i = 0; i < targets; ++i)
-            check_timeout(options.timeouts[i], "timeouts", i);
-    }
-    if (options.ping.payload_size > detail::max_payload_size)
-        throw std::invalid_argument(
-            fmt::format("ping_all_options.ping.payload_size = {}: exceeds {} bytes",
-                        options.ping.payload_size, detail::max_payload_size));
-}
-
-void require_same_size(std::size_t targets, std::size_t results) {
-    if (targets != results)
+void validate(const ping_all_options& options, std::size_t targets, std::size_t results) {
+    if (results != targets)
         throw std::invalid_argument(fmt::format(
             "ping_all: {} results for {} targets: need one result per target", results, targets));
+    if (options.window == 0)
+        throw std::invalid_argument("ping_all_options: window = 0: must be at least 1");
+    if (options.timeouts.empty()) {
+        detail::check_ping_arguments("ping_all_options", options.timeout, options.ping);
+        return;
+    }
+    if (options.timeouts.size() != targets)
+        throw std::invalid_argument(
+            fmt::format("ping_all_options: {} timeouts for {} targets: need one per target",
+                        options.timeouts.size(), targets));
+    // The payload once, then each timeout (with a payload that passes).
+    detail::check_ping_arguments("ping_all_options", max_ping_timeout, options.ping);
+    for (std::size_t i = 0; i < targets; ++i)
+        if (!detail::ping_arguments_valid(options.timeouts[i], {}))
+            detail::throw_invalid_ping_arguments(fmt::format("ping_all_options.timeouts[{}]", i),
+                                                 options.timeouts[i], {});
 }
 
-/// Hands out target indices to the workers of one engine: all of [0, count)
-/// for a lone fan-out, or blocks claimed from a cursor that the engines of
-/// a pool share (one atomic operation per block, not per ping).
-class index_source {
-  public:
-    explicit index_source(std::size_t count) noexcept : m_end(count), m_count(count) {}
-    index_source(std::atomic<std::size_t>& shared, std::size_t count, std::size_t block) noexcept
-        : m_count(count), m_block(block), m_shared(&shared) {}
+detail::fanout_plan plan_for(const ping_all_options& options) {
+    return {.count = 1,
+            .timeout = options.timeout,
+            .timeouts = options.timeouts,
+            .ping = options.ping,
+            .window = options.window};
+}
 
-    std::size_t next() noexcept {
-        if (m_next == m_end) {
-            if (m_shared == nullptr)
-                return no_index;
-            const std::size_t first = m_shared->fetch_add(m_block, std::memory_order_relaxed);
-            if (first >= m_count)
-                return no_index;
-            m_next = first;
-            m_end = std::min(first + m_block, m_count);
-        }
-        return m_next++;
+/// The sink of ping_all: results[i] for targets[i].
+class result_array final : public detail::fanout_sink {
+  public:
+    explicit result_array(std::span<ping_result> results) noexcept
+        : fanout_sink(false), m_results(results) {}
+    void ended(std::size_t target, std::uint64_t, const ping_result& result) override {
+        m_results[target] = result;
     }
 
   private:
-    std::size_t m_next = 0;
-    std::size_t m_end = 0;
-    std::size_t m_count = 0;
-    std::size_t m_block = 0;
-    std::atomic<std::size_t>* m_shared = nullptr;
+    std::span<ping_result> m_results;
 };
 
-/// Where results go: an array indexed like the targets, or a callback.
-using result_sink = std::variant<std::span<ping_result>, const result_callback*>;
-
-class ping_all_job final : public ping_handler {
-  public:
-    ping_all_job(engine& eng, std::span<const ip_address> targets, result_sink sink,
-                 const ping_all_options& options, index_source source) noexcept
-        : m_eng(eng), m_targets(targets), m_sink(sink), m_options(options), m_source(source) {}
-    ping_all_job(const ping_all_job&) = delete;
-    ping_all_job& operator=(const ping_all_job&) = delete;
-    /// Destroyed with pings in flight (its task was destroyed early): they
-    /// must not report to it.
-    ~ping_all_job() {
-        if (m_in_flight > 0)
-            m_eng.forget(*this);
+task<void> run_ping_all(engine& eng, std::span<const ip_address> targets,
+                        std::span<ping_result> results, detail::fanout_plan plan) {
+    result_array sink(results);
+    detail::fanout_core core(targets, plan, sink, detail::target_source(targets.size()));
+    co_await core.run(eng);
+    core.rethrow_if_failed();
+    // Stopped by engine::stop(): the targets it never started end as the
+    // engine would have ended their pings.
+    const auto [first, last] = core.unstarted();
+    for (std::size_t i = first; i < last; ++i) {
+        results[i] = ping_result{.status = ping_status::cancelled, .from = targets[i]};
+        results[i].error = make_error_code(errc::stopped);
     }
-
-    /// Starts the first window of pings; completes when every ping ended.
-    auto run() noexcept {
-        struct awaiter {
-            ping_all_job& m_job;
-            bool await_ready() {
-                m_job.fill();
-                return m_job.m_in_flight == 0;
-            }
-            void await_suspend(std::coroutine_handle<> h) noexcept { m_job.m_waiter = h; }
-            void await_resume() const noexcept {}
-        };
-        return awaiter{*this};
-    }
-
-    std::exception_ptr callback_error() const noexcept { return m_callback_error; }
-
-    void on_ping_result(std::uint64_t index, const ping_result& result) override {
-        --m_in_flight;
-        deliver(static_cast<std::size_t>(index), result);
-        fill();
-        if (m_in_flight == 0 && m_waiter)
-            std::exchange(m_waiter, {}).resume(); // last: the job may be gone after it
-    }
-
-  private:
-    void fill() {
-        while (m_in_flight < m_options.window && !m_exhausted) {
-            const std::size_t i = m_source.next();
-            if (i == no_index) {
-                m_exhausted = true;
-                break;
-            }
-            ++m_in_flight;
-            m_eng.start_ping(m_targets[i],
-                             m_options.timeouts.empty() ? m_options.timeout : m_options.timeouts[i],
-                             *this, i, m_options.ping);
-        }
-    }
-
-    void deliver(std::size_t index, const ping_result& result) {
-        if (auto* array = std::get_if<std::span<ping_result>>(&m_sink)) {
-            (*array)[index] = result;
-            return;
-        }
-        // A throwing callback must not stop the fan-out: the targets after
-        // it would never be pinged.
-        try {
-            (*std::get<const result_callback*>(m_sink))(index, result);
-        } catch (...) {
-            if (!m_callback_error || index < m_callback_error_index) {
-                m_callback_error = std::current_exception();
-                m_callback_error_index = index;
-            }
-        }
-    }
-
-    engine& m_eng;
-    std::span<const ip_address> m_targets;
-    result_sink m_sink;
-    ping_all_options m_options;
-    index_source m_source;
-    std::size_t m_in_flight = 0;
-    bool m_exhausted = false;
-    std::coroutine_handle<> m_waiter;
-    std::exception_ptr m_callback_error{};
-    std::size_t m_callback_error_index = 0;
-};
-
-/// `owned_callback` keeps a callback given by value alive in this frame.
-task<void> run_ping_all(engine& eng, std::span<const ip_address> targets, result_sink sink,
-                        ping_all_options options, index_source source,
-                        std::optional<result_callback> owned_callback) {
-    if (owned_callback)
-        sink = &*owned_callback;
-    ping_all_job job(eng, targets, sink, options, source);
-    co_await job.run();
-    if (job.callback_error())
-        std::rethrow_exception(job.callback_error());
 }
 
 } // namespace
 
 task<void> ping_all(engine& eng, std::span<const ip_address> targets,
                     std::span<ping_result> results, const ping_all_options& options) {
-    validate(options, targets.size());
-    require_same_size(targets.size(), results.size());
-    return run_ping_all(eng, targets, results, options, index_source(targets.size()), std::nullopt);
+    validate(options, targets.size(), results.size());
+    return run_ping_all(eng, targets, results, plan_for(options));
 }
-
-task<void> ping_all(engine& eng, std::span<const ip_address> targets, result_callback on_result,
-                    const ping_all_options& options) {
-    validate(options, targets.size());
-    if (!on_result)
-        throw std::invalid_argument("ping_all: the result callback is empty");
-    return run_ping_all(eng, targets, result_sink{}, options, index_source(targets.size()),
-                        std::move(on_result));
-}
-
-// ------------------------------------------------------------ engine_pool
 
 namespace {
 
@@ -328,17 +208,31 @@ struct engine_pool::impl {
                 t.join();
     }
 
-    void ping_all(std::span<const ip_address> targets, result_sink sink,
+    /// One fan-out machine per engine over one shared cursor. An exception
+    /// on one engine stops them all from starting new pings (the shared
+    /// stop); the one of the lowest target index is rethrown.
+    void ping_all(std::span<const ip_address> targets, std::span<ping_result> results,
                   const ping_all_options& options) {
-        std::atomic<std::size_t> cursor{0};
+        detail::shared_targets shared;
         // Blocks of one window: small enough that engines finish together,
         // large enough that the shared cursor is touched rarely.
         const std::size_t block = std::clamp<std::size_t>(options.window, 16, 4096);
-        const job_fn fn = [&](engine& eng, std::size_t) {
-            eng.run(run_ping_all(eng, targets, sink, options,
-                                 index_source(cursor, targets.size(), block), std::nullopt));
+        const detail::fanout_plan plan = plan_for(options);
+        std::vector<detail::fanout_error> failures(threads.size());
+        const job_fn fn = [&](engine& eng, std::size_t index) {
+            result_array sink(results);
+            detail::fanout_core core(targets, plan, sink,
+                                     detail::target_source(shared, targets.size(), block));
+            eng.run(core.run(eng));
+            failures[index] = core.error();
         };
         run_on_all(fn);
+        detail::fanout_error first;
+        for (const detail::fanout_error& f : failures)
+            if (f.error)
+                first.record(f.target, f.error);
+        if (first.error)
+            std::rethrow_exception(first.error);
     }
 };
 
@@ -405,17 +299,8 @@ std::vector<ping_result> engine_pool::ping_all(std::span<const ip_address> targe
 
 void engine_pool::ping_all(std::span<const ip_address> targets, std::span<ping_result> results,
                            const ping_all_options& options) {
-    validate(options, targets.size());
-    require_same_size(targets.size(), results.size());
+    validate(options, targets.size(), results.size());
     m_impl->ping_all(targets, results, options);
-}
-
-void engine_pool::ping_all(std::span<const ip_address> targets, const result_callback& on_result,
-                           const ping_all_options& options) {
-    validate(options, targets.size());
-    if (!on_result)
-        throw std::invalid_argument("engine_pool::ping_all: the result callback is empty");
-    m_impl->ping_all(targets, &on_result, options);
 }
 
 engine_stats engine_pool::stats() const {

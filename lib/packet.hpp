@@ -6,6 +6,7 @@
 #pragma once
 
 #include <icmpengine/ip_address.hpp>
+#include <icmpengine/limits.hpp>
 
 #include <array>
 #include <cstddef>
@@ -18,8 +19,8 @@ namespace icmpengine::detail {
 inline constexpr std::size_t icmp_header_size = 8;
 inline constexpr std::size_t ipv4_min_header_size = 20;
 inline constexpr std::size_t ipv6_header_size = 40;
-/// Largest ICMP payload we send (65535 - 20 - 8).
-inline constexpr std::uint32_t max_payload_size = 65507;
+/// Largest ICMP payload we send: the public limit (limits.hpp).
+using icmpengine::max_payload_size;
 
 // ICMP types we send and understand.
 inline constexpr std::uint8_t icmp4_echo_reply = 0;

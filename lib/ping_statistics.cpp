@@ -29,7 +29,7 @@ void ping_statistics::add(std::uint64_t index, const ping_result& result) {
         return;
     case ping_status::timeout:
         note_index(index);
-        ++m_lost;
+        ++m_timeouts;
         return;
     case ping_status::unreachable:
     case ping_status::time_exceeded:
@@ -118,7 +118,7 @@ void ping_statistics::merge(const ping_statistics& other) {
         }
     }
     m_received += other.m_received;
-    m_lost += other.m_lost;
+    m_timeouts += other.m_timeouts;
     m_icmp_errors += other.m_icmp_errors;
     m_send_errors += other.m_send_errors;
     m_cancelled += other.m_cancelled;
@@ -128,7 +128,7 @@ void ping_statistics::merge(const ping_statistics& other) {
 }
 
 double ping_statistics::loss_fraction() const noexcept {
-    const std::uint64_t known = sent();
+    const std::uint64_t known = resolved();
     if (known == 0)
         return 0.0;
     return static_cast<double>(known - m_received) / static_cast<double>(known);

@@ -1,5 +1,6 @@
 // icmpengine::remote_engine and the queue behind it.
 #include "engine_core.hpp"
+#include "ping_arguments.hpp"
 #include "remote_queue.hpp"
 
 #include <icmpengine/errors.hpp>
@@ -97,7 +98,7 @@ std::error_code remote_engine::ping(ip_address to, std::chrono::nanoseconds time
 std::error_code remote_engine::ping(ip_address to, std::chrono::nanoseconds timeout,
                                     std::function<void(const ping_result&)> done,
                                     const ping_options& options) const {
-    detail::check_ping(to, timeout, options);
+    detail::check_ping_arguments(to, timeout, options);
     return post([to, timeout, options, done = std::move(done)](engine& eng) mutable {
         auto handler = std::make_unique<detail::remote_ping>(std::move(done));
         eng.start_ping(to, timeout, *handler, 0, options);

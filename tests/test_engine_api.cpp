@@ -23,7 +23,7 @@ using namespace icmpengine::testing;
 
 TEST_CASE("invalid arguments throw std::invalid_argument naming the value", "[engine][args]") {
     engine eng;
-    CHECK_THROWS_WITH(eng.ping(addr("127.0.0.1"), 0ns), Catch::Contains("timeout 0 ns"));
+    CHECK_THROWS_WITH(eng.ping(addr("127.0.0.1"), 0ns), Catch::Contains("timeout = 0 ns"));
     CHECK_THROWS_WITH(eng.ping(addr("127.0.0.1"), -5ms), Catch::Contains("-5000000"));
     CHECK_THROWS_WITH(eng.ping(addr("127.0.0.1"), 1s, {.payload_size = 65508}),
                       Catch::Contains("65508"));

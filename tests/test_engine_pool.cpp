@@ -1,5 +1,6 @@
 // System tests of icmpengine::ping_all and icmpengine::engine_pool
-// (include/icmpengine/engine_pool.hpp). support/system_main.cpp has moved
+// (include/icmpengine/engine_pool.hpp); the fan-out machine under them is
+// tested in test_fanout_core.cpp. support/system_main.cpp has moved
 // this process into a private network namespace: every ping goes to
 // loopback, or to an address without a route (a send error; nothing leaves).
 // No test here depends on timing.
@@ -12,7 +13,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <mutex>
 #include <sched.h>
 #include <set>
 #include <stdexcept>
@@ -99,63 +99,20 @@ TEST_CASE("ping_all on one engine: results in input order, any window", "[pool][
     }
 }
 
-TEST_CASE("ping_all never has more than `window` pings in flight", "[pool][ping_all]") {
+TEST_CASE("ping_all after engine::stop(): nothing sent, every result cancelled",
+          "[pool][ping_all][stop]") {
     engine eng;
-    const std::vector<ip_address> targets(500, addr("127.0.0.1"));
-    std::uint64_t most_in_flight = 0;
-    std::vector<std::size_t> seen(targets.size(), 0);
-    eng.run(icmpengine::ping_all(eng, targets,
-                                 [&](std::size_t i, const ping_result& r) {
-                                     REQUIRE(r.status == ping_status::reply);
-                                     ++seen.at(i);
-                                     // The one that just ended is no longer counted, so the engine
-                                     // holds at most window - 1 others; the next one is not sent
-                                     // yet.
-                                     most_in_flight =
-                                         std::max(most_in_flight, eng.stats().in_flight);
-                                 },
-                                 {.timeout = 5s, .window = 8}));
-    CHECK(most_in_flight < 8);
-    CHECK(std::all_of(seen.begin(), seen.end(), [](std::size_t n) { return n == 1; }));
-    CHECK(eng.stats().sent == targets.size());
-}
-
-TEST_CASE("ping_all with per-target timeouts: each ping keeps its own", "[pool][ping_all]") {
-    icmpengine::testing::scoped_sysctl ignore4("net.ipv4.icmp_echo_ignore_all", "1");
-    engine eng;
-    const std::vector<ip_address> targets(4, addr("127.0.0.1"));
-    const std::vector<std::chrono::nanoseconds> timeouts{50ms, 10ms, 30ms, 20ms};
-    std::vector<std::size_t> order;
-    eng.run(icmpengine::ping_all(eng, targets,
-                                 [&](std::size_t i, const ping_result& r) {
-                                     CHECK(r.status == ping_status::timeout);
-                                     order.push_back(i);
-                                 },
-                                 {.timeouts = timeouts, .window = 4}));
-    // Sent in one batch, so they share a send time: deadline order is
-    // timeout order, whatever the scheduling.
-    CHECK(order == std::vector<std::size_t>{1, 3, 2, 0});
-    CHECK(eng.stats().timeouts == 4);
-}
-
-TEST_CASE("ping_all: a throwing callback stops nothing, the lowest index is rethrown",
-          "[pool][ping_all]") {
-    engine eng;
-    const std::vector<ip_address> targets = mixed_targets(400);
-    std::vector<std::size_t> seen(targets.size(), 0);
-    auto run = [&] {
-        eng.run(icmpengine::ping_all(eng, targets,
-                                     [&](std::size_t i, const ping_result&) {
-                                         ++seen.at(i);
-                                         if (i % 100 == 42)
-                                             throw std::runtime_error("callback " +
-                                                                      std::to_string(i));
-                                     },
-                                     {.timeout = 5s, .window = 1}));
-    };
-    REQUIRE_THROWS_WITH(run(), "callback 42");
-    CHECK(std::all_of(seen.begin(), seen.end(), [](std::size_t n) { return n == 1; }));
-    CHECK(eng.stats().sent == targets.size());
+    eng.stop();
+    const std::vector<ip_address> targets = mixed_targets(300);
+    std::vector<ping_result> results(targets.size());
+    eng.run(icmpengine::ping_all(eng, targets, results, {.timeout = 5s, .window = 16}));
+    for (std::size_t i = 0; i < targets.size(); ++i) {
+        INFO("target " << i);
+        REQUIRE(results[i].status == ping_status::cancelled);
+        REQUIRE(results[i].from == targets[i]);
+        REQUIRE(results[i].error == icmpengine::errc::stopped);
+    }
+    CHECK(eng.stats().sent == 0);
 }
 
 TEST_CASE("engine_pool with two engines: every result in input order", "[pool]") {
@@ -177,31 +134,12 @@ TEST_CASE("engine_pool with two engines: every result in input order", "[pool]")
         REQUIRE(each.size() == 2);
         CHECK(each[0].sent + each[1].sent == 2 * targets.size());
     }
-    SECTION("through a callback called from both threads") {
-        std::mutex m;
+    SECTION("into a caller's span; the pool stays usable after a refused call") {
         std::vector<ping_result> results(targets.size());
-        std::vector<std::size_t> seen(targets.size(), 0);
-        pool.ping_all(targets,
-                      [&](std::size_t i, const ping_result& r) {
-                          std::lock_guard lock(m);
-                          ++seen.at(i);
-                          results.at(i) = r;
-                      },
-                      {.timeout = 5s});
-        CHECK(std::all_of(seen.begin(), seen.end(), [](std::size_t n) { return n == 1; }));
+        pool.ping_all(targets, results, {.timeout = 5s});
         require_in_input_order(targets, results);
         require_totals(pool.stats(), targets.size(), count_unroutable(targets));
-    }
-    SECTION("an exception in one engine's callback is rethrown; the pool stays usable") {
-        auto run = [&] {
-            pool.ping_all(targets,
-                          [&](std::size_t i, const ping_result&) {
-                              if (i == 12345)
-                                  throw std::runtime_error("bad target");
-                          },
-                          {.timeout = 5s});
-        };
-        REQUIRE_THROWS_WITH(run(), "bad target");
+        CHECK_THROWS_AS(pool.ping_all(targets, {.window = 0}), std::invalid_argument);
         const std::vector<ip_address> few = mixed_targets(50);
         require_in_input_order(few, pool.ping_all(few, {.timeout = 5s}));
     }
@@ -245,14 +183,12 @@ TEST_CASE("ping_all and engine_pool reject invalid arguments, naming the value",
     CHECK_THROWS_WITH(
         icmpengine::ping_all(eng, targets, results, {.ping = {.payload_size = 70000}}),
         Contains("payload_size = 70000"));
-    CHECK_THROWS_WITH(icmpengine::ping_all(eng, targets, icmpengine::result_callback{}, {}),
-                      Contains("callback is empty"));
     const std::vector<std::chrono::nanoseconds> two{1s, 1s};
     CHECK_THROWS_WITH(icmpengine::ping_all(eng, targets, results, {.timeouts = two}),
                       Contains("2 timeouts for 3 targets"));
     const std::vector<std::chrono::nanoseconds> one_bad{1s, 0s, 1s};
     CHECK_THROWS_WITH(icmpengine::ping_all(eng, targets, results, {.timeouts = one_bad}),
-                      Contains("timeouts[1] = 0 ns"));
+                      Contains("timeouts[1]: timeout = 0 ns"));
     CHECK(eng.stats().sent == 0);
 
     CHECK_THROWS_AS(engine_pool({.engines = 2, .engine = {.queue_depth = 3}}),

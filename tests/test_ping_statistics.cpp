@@ -47,9 +47,9 @@ struct two_pass {
 };
 
 void check_same(const ping_statistics& a, const ping_statistics& b) {
-    CHECK(a.sent() == b.sent());
+    CHECK(a.resolved() == b.resolved());
     CHECK(a.received() == b.received());
-    CHECK(a.lost() == b.lost());
+    CHECK(a.timeouts() == b.timeouts());
     CHECK(a.icmp_errors() == b.icmp_errors());
     CHECK(a.send_errors() == b.send_errors());
     CHECK(a.cancelled() == b.cancelled());
@@ -73,9 +73,9 @@ void check_same(const ping_statistics& a, const ping_statistics& b) {
 
 TEST_CASE("no pings: every statistic has its defined empty value", "[stats]") {
     const ping_statistics s;
-    CHECK(s.sent() == 0);
+    CHECK(s.resolved() == 0);
     CHECK(s.received() == 0);
-    CHECK(s.lost() == 0);
+    CHECK(s.timeouts() == 0);
     CHECK(s.icmp_errors() == 0);
     CHECK(s.send_errors() == 0);
     CHECK(s.cancelled() == 0);
@@ -94,7 +94,7 @@ TEST_CASE("no pings: every statistic has its defined empty value", "[stats]") {
 TEST_CASE("one reply: population stddev 0, sample stddev undefined", "[stats]") {
     ping_statistics s;
     s.add(0, reply(1234567ns));
-    CHECK(s.sent() == 1);
+    CHECK(s.resolved() == 1);
     CHECK(s.received() == 1);
     CHECK(s.loss_fraction() == 0.0);
     CHECK(s.rtt_min() == 1234567ns);
@@ -149,9 +149,9 @@ TEST_CASE("loss counts only pings whose fate is known", "[stats]") {
     for (int k = 0; k < 3; ++k)
         s.add(i++, outcome(ping_status::cancelled));
 
-    CHECK(s.sent() == 10);
+    CHECK(s.resolved() == 10);
     CHECK(s.received() == 6);
-    CHECK(s.lost() == 2);
+    CHECK(s.timeouts() == 2);
     CHECK(s.icmp_errors() == 1);
     CHECK(s.send_errors() == 1);
     CHECK(s.cancelled() == 3);
@@ -168,7 +168,7 @@ TEST_CASE("every ICMP error status counts as an ICMP error and a loss", "[stats]
     s.add(2, outcome(ping_status::packet_too_big, 3ms));
     s.add(3, outcome(ping_status::parameter_problem, 4ms));
     CHECK(s.icmp_errors() == 4);
-    CHECK(s.sent() == 4);
+    CHECK(s.resolved() == 4);
     CHECK(s.received() == 0);
     CHECK(s.loss_fraction() == 1.0);
     CHECK_FALSE(s.rtt_min());
@@ -180,13 +180,13 @@ TEST_CASE("cancelled pings are excluded from everything", "[stats]") {
     s.add(0, outcome(ping_status::cancelled));
     s.add(5, outcome(ping_status::cancelled));
     CHECK(s.cancelled() == 2);
-    CHECK(s.sent() == 0);
+    CHECK(s.resolved() == 0);
     CHECK(s.loss_fraction() == 0.0);
     CHECK_FALSE(s.rtt_mean());
     CHECK(s.rtt_history().empty());
 
     s.add(1, reply(3ms));
-    CHECK(s.sent() == 1);
+    CHECK(s.resolved() == 1);
     CHECK(s.loss_fraction() == 0.0);
     CHECK(s.out_of_order() == 0);
 }
@@ -218,7 +218,7 @@ TEST_CASE("duplicates are counted apart from replies", "[stats]") {
     s.add_duplicate();
     CHECK(s.duplicates() == 2);
     CHECK(s.received() == 1);
-    CHECK(s.sent() == 1);
+    CHECK(s.resolved() == 1);
     CHECK(s.loss_fraction() == 0.0);
     CHECK(s.rtt_mean()->count() == 2e6);
 }

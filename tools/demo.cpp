@@ -1,11 +1,13 @@
-// icmpengine-demo: pings a few addresses a few times, concurrently, and
-// prints every result. The README's quick start runs it on loopback inside a
-// private network namespace. (The full fping-class CLI is tools/icmpengine.)
+// icmpengine-demo: pings a few addresses a few times, concurrently (a
+// ping_fanout), and prints every result. The README's quick start runs it
+// on loopback inside a private network namespace. (The full fping-class CLI
+// is tools/icmpengine.)
 //
 //     icmpengine-demo [-c COUNT] [ADDRESS...]     (default: 127.0.0.1 ::1)
 #include <icmpengine/icmpengine.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
@@ -17,19 +19,16 @@ using namespace std::chrono_literals;
 
 namespace {
 
-icmpengine::task<void> ping_series(icmpengine::engine& eng, icmpengine::ip_address target,
-                                   int count) {
-    for (int i = 0; i < count; ++i) {
-        const icmpengine::ping_result r = co_await eng.ping(target, 1s);
-        if (r.status == icmpengine::ping_status::reply)
-            std::printf("%-16s seq=%-5u ttl=%-3u bytes=%u rtt=%.3f ms\n",
-                        target.to_string().c_str(), r.sequence, r.ttl, r.bytes,
-                        std::chrono::duration<double, std::milli>(r.rtt).count());
-        else
-            std::printf("%-16s seq=%-5u %s%s%s\n", target.to_string().c_str(), r.sequence,
-                        std::string(to_string(r.status)).c_str(), r.error ? ": " : "",
-                        r.error ? r.error.message().c_str() : "");
-    }
+void print(const icmpengine::ping_event& e) {
+    const icmpengine::ping_result& r = e.result;
+    const std::string target = e.series.target.to_string();
+    if (r.status == icmpengine::ping_status::reply)
+        std::printf("%-16s seq=%-5u ttl=%-3u bytes=%u rtt=%.3f ms\n", target.c_str(), r.sequence,
+                    r.ttl, r.bytes, std::chrono::duration<double, std::milli>(r.rtt).count());
+    else
+        std::printf("%-16s seq=%-5u %s%s%s\n", target.c_str(), r.sequence,
+                    std::string(to_string(r.status)).c_str(), r.error ? ": " : "",
+                    r.error ? r.error.message().c_str() : "");
 }
 
 } // namespace
@@ -56,11 +55,14 @@ int main(int argc, char** argv) {
         targets = {icmpengine::ip_address::parse("127.0.0.1"),
                    icmpengine::ip_address::parse("::1")};
 
+    // Every target at once, one ping per second each, as ping(8) does.
+    icmpengine::ping_fanout fan(targets, {.series = {.count = static_cast<std::uint64_t>(count),
+                                                     .period = 1s,
+                                                     .timeout = 1s,
+                                                     .keep_results = false},
+                                          .on_ping = print});
     icmpengine::engine eng;
-    std::vector<icmpengine::task<void>> series;
-    for (const auto& t : targets)
-        series.push_back(ping_series(eng, t, count));
-    eng.run(icmpengine::when_all(std::move(series)));
+    eng.run(fan.run(eng));
 
     const icmpengine::engine_stats s = eng.stats();
     std::printf("sent %llu, replies %llu, timeouts %llu, errors %llu\n",

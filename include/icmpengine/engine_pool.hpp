@@ -5,13 +5,13 @@
 #include <icmpengine/engine.hpp>
 #include <icmpengine/export.hpp>
 #include <icmpengine/ip_address.hpp>
+#include <icmpengine/limits.hpp>
 #include <icmpengine/ping_result.hpp>
 #include <icmpengine/task.hpp>
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <span>
 #include <system_error>
@@ -19,9 +19,9 @@
 
 namespace icmpengine {
 
-/// How a fan-out pings its targets.
+/// How ping_all pings its targets.
 struct ping_all_options {
-    /// Every ping's timeout (as engine::ping: positive, at most ten years).
+    /// Every ping's timeout: positive, at most max_ping_timeout.
     std::chrono::nanoseconds timeout = std::chrono::seconds(1);
     /// Per-target timeouts instead: if not empty, timeouts[i] is the timeout
     /// of the ping to targets[i] (one per target; `timeout` is then unused).
@@ -30,19 +30,14 @@ struct ping_all_options {
     ping_options ping{};
     /// Pings in flight at most, per engine (at least 1). A fan-out has no
     /// coroutine frame per ping (engine::start_ping), so what it holds grows
-    /// with the window, not with the number of targets: about 100 bytes of
-    /// engine state per ping in flight. A few hundred suit a fast network: on loopback 16
-    /// to 4096 perform alike, while all 60,000 at once is 5-10 % slower and
-    /// holds ~40 MB more (bench/README.md). For slow or lossy paths raise it
+    /// with the window, not with the number of targets: the engine's state,
+    /// about 100 bytes per ping in flight. For slow or lossy paths raise it
     /// to about rate x RTT, or pings spend the time waiting for a free
     /// place. Setting engine_config::max_in_flight to the window keeps the
     /// engine's slot table that small too (it otherwise grows to 65,536
-    /// slots, 4.7 MB, before it reuses one).
+    /// slots before it reuses one). bench/README.md has measurements.
     std::uint32_t window = 256;
 };
-
-/// Receives each result of a fan-out with the index of its target.
-using result_callback = std::function<void(std::size_t index, const ping_result& result)>;
 
 /// One ping to every target on `eng`, at most options.window at a time, in
 /// input order; results[i] receives the result for targets[i]. Run it with
@@ -53,19 +48,16 @@ using result_callback = std::function<void(std::size_t index, const ping_result&
 ///     eng.run(icmpengine::ping_all(eng, targets, results, {.timeout = 1s}));
 ///
 /// `targets` and `results` must outlive the task. Throws
-/// std::invalid_argument at the call if results.size() != targets.size()
-/// (or options.timeouts.size(), when given), the window is 0, or a timeout
-/// or the payload size is out of range.
+/// std::invalid_argument at the call, naming the value, if results.size()
+/// != targets.size() (or options.timeouts.size(), when given), the window
+/// is 0, or a timeout or the payload size is out of range (limits.hpp).
+/// Exceptions met while it runs: see "Callbacks" in ping_series.hpp. After
+/// engine::stop() it starts no further ping: those in flight end as
+/// `cancelled`, and so do the results of the targets it had not started.
+/// For a callback per result, or series, use ping_fanout (ping_series.hpp).
 ICMPENGINE_API task<void> ping_all(engine& eng, std::span<const ip_address> targets,
                                    std::span<ping_result> results,
                                    const ping_all_options& options = {});
-
-/// As above, but each result goes to `on_result(i, result)` as it arrives
-/// (in completion order) instead of into an array: the fan-out then keeps
-/// nothing per target. An exception from `on_result` ends nothing early;
-/// the lowest-indexed one is rethrown once every ping has ended.
-ICMPENGINE_API task<void> ping_all(engine& eng, std::span<const ip_address> targets,
-                                   result_callback on_result, const ping_all_options& options = {});
 
 struct engine_pool_config {
     /// How many engines, each on its own thread; 0 picks one per CPU this
@@ -118,17 +110,14 @@ class ICMPENGINE_API engine_pool {
     std::error_code open(ip_family family);
 
     /// One ping to every target; the result for targets[i] is element i.
-    /// Throws std::invalid_argument as the free ping_all() does, and
-    /// rethrows an exception that escaped an engine (the lowest-numbered
-    /// engine's, once every engine has finished).
+    /// Throws std::invalid_argument as the free ping_all() does. An
+    /// exception on one engine stops every engine from starting new pings;
+    /// once all have ended, the first is rethrown (the one of the lowest
+    /// target index; see "Callbacks" in ping_series.hpp).
     std::vector<ping_result> ping_all(std::span<const ip_address> targets,
                                       const ping_all_options& options = {});
     /// As above, writing into `results` (same size as `targets`).
     void ping_all(std::span<const ip_address> targets, std::span<ping_result> results,
-                  const ping_all_options& options = {});
-    /// As above, handing each result to `on_result(i, result)`. It is called
-    /// from the engines' threads, concurrently: it must be thread-safe.
-    void ping_all(std::span<const ip_address> targets, const result_callback& on_result,
                   const ping_all_options& options = {});
 
     /// The engines' counters, summed (as of the end of the last call).

@@ -5,6 +5,7 @@
 #include <icmpengine/engine_pool.hpp>
 #include <icmpengine/errors.hpp>
 #include <icmpengine/ip_address.hpp>
+#include <icmpengine/limits.hpp>
 #include <icmpengine/ping_result.hpp>
 #include <icmpengine/ping_series.hpp>
 #include <icmpengine/ping_statistics.hpp>

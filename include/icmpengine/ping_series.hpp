@@ -6,6 +6,7 @@
 #include <icmpengine/engine.hpp>
 #include <icmpengine/export.hpp>
 #include <icmpengine/ip_address.hpp>
+#include <icmpengine/limits.hpp>
 #include <icmpengine/ping_result.hpp>
 #include <icmpengine/ping_statistics.hpp>
 #include <icmpengine/task.hpp>
@@ -36,7 +37,8 @@ struct series_options {
     /// stall are sent at once, to keep the schedule. Must be positive when
     /// more than one ping is sent on a schedule.
     std::chrono::nanoseconds period = std::chrono::seconds(1);
-    /// How long each ping waits for its reply (fping -t); 10 us .. days.
+    /// How long each ping waits for its reply (fping -t): positive, at most
+    /// max_ping_timeout.
     std::chrono::nanoseconds timeout = std::chrono::seconds(1);
     ping_options ping{};
     /// Single-shot mode (fping without -c, with -r): one ping at a time, the
@@ -66,12 +68,13 @@ struct series_result {
     /// fate is unknown), so are pings still in flight; duplicates are counted
     /// when the caller routes the engine's stray replies (ping_fanout::on_stray).
     ping_statistics statistics;
-    /// Replies that came after their ping had timed out (they do not turn a
+    /// Late stray replies attributed to this target (stray_reply::kind::late:
+    /// a genuine reply to a ping that had already ended; it does not turn a
     /// timeout into a reply).
     std::uint64_t late_replies = 0;
-    /// Pings handed to the engine, and of those the ones whose fate is not
-    /// known yet.
-    std::uint64_t started = 0;
+    /// Pings handed to the engine (as engine_stats::sent), and of those the
+    /// ones that have not ended yet.
+    std::uint64_t sent = 0;
     std::uint64_t in_flight = 0;
     /// No ping in flight and none to come.
     bool finished = false;
@@ -87,7 +90,8 @@ struct ping_event {
     /// The ping's number in its series: 0, 1, 2, ...
     std::uint64_t index;
     const ping_result& result;
-    /// The series, with this ping already counted.
+    /// The series, with this ping already counted (and `finished` if it
+    /// was the series' last).
     const series_result& series;
 };
 
@@ -104,18 +108,31 @@ struct fanout_options {
     series_options series{};
     /// The least time between any two echo requests of the fan-out, across
     /// all targets (fping -i; 1 s / rate). Zero: unpaced, as fast as the
-    /// engine sends. Turns go first come, first served; each is measured
-    /// from when the previous request was handed to the engine, so a stall
-    /// is never made up for with a burst.
+    /// engine sends. Each turn goes to the ping that has waited longest:
+    /// every target's ping 0 in input order, then later pings by the time
+    /// they fell due (ties in target order). The gap is measured from when
+    /// the previous request was handed to the engine, so a stall is never
+    /// made up for with a burst.
     std::chrono::nanoseconds pace{0};
-    /// Called (inside engine::run) as each ping's fate becomes known.
+    /// Called (inside engine::run) as each ping's fate becomes known. See
+    /// "Callbacks" below for what an exception does.
     std::function<void(const ping_event&)> on_ping{};
     /// Called (inside engine::run) for each duplicate or late reply
-    /// attributed to a target by on_stray().
+    /// attributed to a target by ping_fanout::on_stray(). See "Callbacks".
     std::function<void(const stray_event&)> on_stray{};
 };
 
-/// Counters over the whole fan-out, for progress displays.
+/// Callbacks. The one exception policy of every fan-out (ping_fanout,
+/// ping_series, ping_all, engine_pool::ping_all): an exception thrown by a
+/// callback (on_ping, on_stray) or met while starting a ping stops the
+/// fan-out from starting new pings; every ping in flight still ends, is
+/// counted and is reported (on_ping is still called); once all have ended,
+/// the fan-out's task rethrows the first exception: the one of the lowest
+/// target index when several were thrown.
+
+/// Counters over the whole fan-out, for progress displays. The ping
+/// counters mean what engine_stats' do, for this fan-out's pings:
+/// sent == replies + timeouts + icmp_errors + send_errors + cancelled + in_flight.
 struct fanout_progress {
     std::size_t targets = 0;
     std::size_t targets_finished = 0;
@@ -150,21 +167,20 @@ struct fanout_progress {
 /// (interim summaries).
 class ICMPENGINE_API ping_fanout {
   public:
-    /// Throws std::invalid_argument naming the value for a timeout that is
-    /// not positive or longer than ten years, a period that is not positive
-    /// (when more than one ping is sent on a schedule), a payload size the
-    /// engine refuses, or a negative pace.
+    /// Throws std::invalid_argument naming the value for a timeout or a
+    /// payload size out of range (limits.hpp), a period that is not positive
+    /// (when more than one ping is sent on a schedule) or a negative pace.
     explicit ping_fanout(std::span<const ip_address> targets, fanout_options options = {});
     ~ping_fanout();
     ping_fanout(const ping_fanout&) = delete;
     ping_fanout& operator=(const ping_fanout&) = delete;
 
     /// Runs every series to its end on `eng`: all count pings sent and
-    /// resolved, or (after request_stop() or series_options::stop) no more
-    /// sent and those in flight resolved, or (after engine::stop()) those in
-    /// flight cancelled. Runs once: a second call throws std::logic_error.
-    /// An exception thrown by a callback stops the fan-out and is rethrown
-    /// here once every series has ended.
+    /// ended, or (after request_stop() or series_options::stop) no more
+    /// sent and those in flight ended, or (after engine::stop()) no more
+    /// sent and those in flight cancelled. Runs once: a second call throws
+    /// std::logic_error.
+    /// An exception from a callback: see "Callbacks".
     task<void> run(engine& eng);
 
     /// Attributes a stray reply to the target it came from; for
@@ -198,14 +214,8 @@ class ICMPENGINE_API ping_fanout {
 ///
 /// A lone series cannot see duplicate and late replies (the engine reports
 /// them only through engine_config::on_stray): use a ping_fanout of one
-/// target for those. Throws as ping_fanout's constructor does.
+/// target for those. Throws as ping_fanout's constructor does, at the call.
 ICMPENGINE_API task<series_result> ping_series(engine& eng, ip_address target,
                                                series_options options = {});
-
-/// As above, with the Pinger's positional parameters.
-ICMPENGINE_API task<series_result> ping_series(engine& eng, ip_address target, std::uint64_t count,
-                                               std::chrono::nanoseconds period,
-                                               std::chrono::nanoseconds timeout,
-                                               ping_options options = {});
 
 } // namespace icmpengine

@@ -19,14 +19,15 @@ namespace icmpengine {
 ///     icmpengine::ping_statistics stats;
 ///     for (std::uint64_t i = 0; i < 4; ++i)
 ///         stats.add(i, co_await eng.ping(target, 1s));
-///     // stats.sent(), stats.received(), stats.loss_fraction(), stats.rtt_mean()...
+///     // stats.resolved(), stats.received(), stats.loss_fraction(), stats.rtt_mean()...
 ///
 /// Counting rules:
-/// - sent() counts pings whose fate is known: reply, timeout, ICMP error or
-///   send error. A `cancelled` ping has no known fate and is left out of
-///   every statistic (it is only counted in cancelled()).
-/// - loss_fraction() is (sent - received) / sent, so ICMP errors and send
-///   errors count as losses, as in fping's "%loss".
+/// - resolved() counts pings whose fate is known: reply, timeout, ICMP error
+///   or send error. A `cancelled` ping has no known fate and is left out of
+///   every statistic (it is only counted in cancelled()). (How many pings
+///   were sent is the caller's count: series_result::sent.)
+/// - loss_fraction() is (resolved - received) / resolved, so timeouts, ICMP
+///   errors and send errors count as losses, as in fping's "%loss".
 /// - RTT statistics are over replies only: not over ICMP errors, not over
 ///   duplicates (add_duplicate() carries no RTT).
 ///
@@ -77,28 +78,29 @@ class ICMPENGINE_API ping_statistics {
     /// targets gives an aggregate like fping -s's global numbers.
     void merge(const ping_statistics& other);
 
-    /// Pings whose fate is known: received + lost + icmp_errors + send_errors.
-    std::uint64_t sent() const noexcept {
-        return m_received + m_lost + m_icmp_errors + m_send_errors;
+    /// Pings whose fate is known: received + timeouts + icmp_errors +
+    /// send_errors.
+    std::uint64_t resolved() const noexcept {
+        return m_received + m_timeouts + m_icmp_errors + m_send_errors;
     }
     /// Pings answered by an echo reply.
     std::uint64_t received() const noexcept { return m_received; }
-    /// Pings that timed out.
-    std::uint64_t lost() const noexcept { return m_lost; }
+    /// Pings that timed out (as engine_stats::timeouts).
+    std::uint64_t timeouts() const noexcept { return m_timeouts; }
     /// Pings answered by destination unreachable, time exceeded, packet too
     /// big or parameter problem.
     std::uint64_t icmp_errors() const noexcept { return m_icmp_errors; }
     /// Pings that could not be sent.
     std::uint64_t send_errors() const noexcept { return m_send_errors; }
-    /// Pings cancelled before their fate was known; not part of sent().
+    /// Pings cancelled before their fate was known; not part of resolved().
     std::uint64_t cancelled() const noexcept { return m_cancelled; }
     /// Duplicate replies (add_duplicate()).
     std::uint64_t duplicates() const noexcept { return m_duplicates; }
     /// Replies whose index is lower than the highest index replied before.
     std::uint64_t out_of_order() const noexcept { return m_out_of_order; }
 
-    /// (sent - received) / sent, in [0, 1]; 0 when nothing was sent (as
-    /// fping prints "0/0/0%").
+    /// (resolved - received) / resolved, in [0, 1]; 0 when nothing was
+    /// resolved (as fping prints "0/0/0%").
     double loss_fraction() const noexcept;
 
     /// Shortest and longest reply RTT; std::nullopt without replies.
@@ -129,7 +131,7 @@ class ICMPENGINE_API ping_statistics {
     void add_rtt(std::chrono::nanoseconds rtt) noexcept;
 
     std::uint64_t m_received = 0;
-    std::uint64_t m_lost = 0;
+    std::uint64_t m_timeouts = 0;
     std::uint64_t m_icmp_errors = 0;
     std::uint64_t m_send_errors = 0;
     std::uint64_t m_cancelled = 0;

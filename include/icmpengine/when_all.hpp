@@ -1,6 +1,7 @@
 // icmpengine::when_all: await many tasks at once.
 #pragma once
 
+#include <icmpengine/detail/detached.hpp>
 #include <icmpengine/task.hpp>
 
 #include <coroutine>
@@ -13,6 +14,10 @@
 namespace icmpengine {
 namespace detail {
 
+/// The owner of a when_all's children (see detached_owner): counts them
+/// down, and the last one to finish resumes the when_all by symmetric
+/// transfer. The children's frames belong to the when_all's frame until it
+/// ends, so destroying a when_all that still waits frees them too.
 struct when_all_state {
     std::size_t m_remaining = 0;
     std::coroutine_handle<> m_waiter;
@@ -25,56 +30,19 @@ struct when_all_state {
             m_first_exception_index = index;
         }
     }
+    std::coroutine_handle<> child_finished(std::coroutine_handle<>) noexcept {
+        if (--m_remaining == 0)
+            return m_waiter;
+        return std::noop_coroutine();
+    }
+    // The children catch what their task throws, to record it with its
+    // index; anything else (there is nothing else) would rank last.
+    void child_failed(std::exception_ptr e) noexcept {
+        record(static_cast<std::size_t>(-1), std::move(e));
+    }
 };
 
-/// The coroutine that awaits one child task; the last one to finish resumes
-/// the when_all by symmetric transfer.
-class when_all_child {
-  public:
-    struct promise_type {
-        when_all_state* m_state = nullptr;
-
-        when_all_child get_return_object() noexcept {
-            return when_all_child{std::coroutine_handle<promise_type>::from_promise(*this)};
-        }
-        std::suspend_always initial_suspend() const noexcept { return {}; }
-        auto final_suspend() const noexcept {
-            struct awaiter {
-                bool await_ready() const noexcept { return false; }
-                std::coroutine_handle<>
-                await_suspend(std::coroutine_handle<promise_type> h) const noexcept {
-                    when_all_state& s = *h.promise().m_state;
-                    if (--s.m_remaining == 0)
-                        return s.m_waiter;
-                    return std::noop_coroutine();
-                }
-                void await_resume() const noexcept {}
-            };
-            return awaiter{};
-        }
-        void return_void() const noexcept {}
-        // The child bodies catch everything themselves.
-        void unhandled_exception() const noexcept { std::terminate(); }
-    };
-
-    explicit when_all_child(std::coroutine_handle<promise_type> h) noexcept : m_handle(h) {}
-    when_all_child(when_all_child&& o) noexcept : m_handle(std::exchange(o.m_handle, {})) {}
-    when_all_child(const when_all_child&) = delete;
-    when_all_child& operator=(const when_all_child&) = delete;
-    when_all_child& operator=(when_all_child&&) = delete;
-    ~when_all_child() {
-        if (m_handle)
-            m_handle.destroy();
-    }
-
-    void start(when_all_state& state) noexcept {
-        m_handle.promise().m_state = &state;
-        m_handle.resume();
-    }
-
-  private:
-    std::coroutine_handle<promise_type> m_handle;
-};
+using when_all_child = detached<when_all_state>;
 
 template <typename T>
 when_all_child make_when_all_child(task<T>& t, std::optional<T>& out, when_all_state& state,

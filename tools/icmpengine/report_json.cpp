@@ -36,9 +36,9 @@ json target_json(const std::string& name, const ie::series_result& r, bool final
               {"target", name},
               {"address", r.target.to_string()},
               {"alive", r.alive()},
-              {"sent", st.sent()},
+              {"sent", st.resolved()},
               {"received", st.received()},
-              {"lost", st.lost()},
+              {"lost", st.timeouts()},
               {"icmp_errors", st.icmp_errors()},
               {"send_errors", st.send_errors()},
               {"cancelled", st.cancelled()},
@@ -55,7 +55,7 @@ json target_json(const std::string& name, const ie::series_result& r, bool final
     if (vector) {
         json v = json::array();
         const auto history = st.rtt_history();
-        const std::size_t n = std::max<std::size_t>(history.size(), r.started);
+        const std::size_t n = std::max<std::size_t>(history.size(), r.sent);
         for (std::size_t k = 0; k < n; ++k)
             v.push_back(k < history.size() ? ms_or_null(history[k]) : json(nullptr));
         j["rtts_ms"] = std::move(v);
@@ -82,9 +82,9 @@ json summary_json(std::span<const ie::series_result> series, const run_status& r
             {"alive", alive},
             {"unreachable", series.size() - alive},
             {"unresolved", run.unresolved},
-            {"sent", total.sent()},
+            {"sent", total.resolved()},
             {"received", total.received()},
-            {"lost", total.lost()},
+            {"lost", total.timeouts()},
             {"icmp_errors", total.icmp_errors()},
             {"send_errors", total.send_errors()},
             {"cancelled", total.cancelled()},

@@ -27,7 +27,7 @@ std::string format_ms(double ms) {
 
 /// fping's integer loss percentage.
 std::uint64_t loss_percent(const ie::ping_statistics& s) {
-    return s.sent() == 0 ? 0 : (s.sent() - s.received()) * 100 / s.sent();
+    return s.resolved() == 0 ? 0 : (s.resolved() - s.received()) * 100 / s.resolved();
 }
 
 /// What an ICMP error says, in fping's words (RFC 792, RFC 4443).
@@ -172,7 +172,7 @@ std::string text_reporter::stamp() const {
 std::string text_reporter::summary_line(std::size_t i, const ie::series_result& r) const {
     const ie::ping_statistics& st = r.statistics;
     std::string line = fmt::format("{:<{}} : xmt/rcv/%loss = {}/{}/{}%", m_names[i], m_width,
-                                   st.sent(), st.received(), loss_percent(st));
+                                   st.resolved(), st.received(), loss_percent(st));
     if (st.received() > 0)
         line +=
             fmt::format(", min/avg/max = {}/{}/{}, stddev = {}", format_ms(to_ms(*st.rtt_min())),
@@ -186,7 +186,7 @@ std::string text_reporter::summary_line(std::size_t i, const ie::series_result& 
 std::string text_reporter::vector_line(std::size_t i, const ie::series_result& r) const {
     std::string line = fmt::format("{:<{}} :", m_names[i], m_width);
     const auto history = r.statistics.rtt_history();
-    const std::size_t n = std::max<std::size_t>(history.size(), r.started);
+    const std::size_t n = std::max<std::size_t>(history.size(), r.sent);
     for (std::size_t k = 0; k < n; ++k)
         line += k < history.size() && history[k] ? " " + format_ms(to_ms(*history[k])) : " -";
     return line;
@@ -235,8 +235,8 @@ void text_reporter::global_stats(std::span<const ie::series_result> series, cons
     row(series.size() - alive, "unreachable");
     row(run.unresolved, "unknown addresses");
     m_lines.err("");
-    row(total.lost(), "timeouts (waiting for response)");
-    row(total.sent(), "ICMP Echos sent");
+    row(total.timeouts(), "timeouts (waiting for response)");
+    row(total.resolved(), "ICMP Echos sent");
     row(total.received(), "ICMP Echo Replies received");
     row(total.icmp_errors(), "other ICMP received");
     row(total.duplicates(), "duplicate replies");
