@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Microbenchmarks for detail::basic_deadline_heap at arity 2, 4 and 8: the
 // figures behind the choice of `deadline_heap` in lib/deadline_heap.hpp.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Engine benchmarks on loopback, inside a private network namespace this
 // program creates first (main() below): nothing is sent anywhere else, and
 // without the privilege to create one the program says so and exits 77.

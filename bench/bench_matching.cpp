@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Reply matching: what the engine does for each echo reply between the CQE
 // and ending the ping, with the library's own code (lib/reply_matcher.hpp):
 // parse_datagram, then reply_matcher::match over the engine's slot table.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Microbenchmarks for lib/packet.hpp: what the engine does per ping on the
 // CPU besides the syscalls. Building a request (v4 / v6, with the token; raw
 // IPv4 also computes the checksum; ping's default size and a full-MTU one),

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // harness: runs the benchmark workloads of issue 4 and prints one table.
 //
 //     sudo bench/run [--reps 5] [--realtime]      (builds, then runs this)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // bench_kernel_loop: the reference the engine is measured against, "the
 // kernel's limit": a minimal batched sendmmsg(2) / recvmmsg(2) loop over
 // ICMP datagram sockets, one socket per thread, nothing else (no timeouts,

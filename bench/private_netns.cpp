@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // See private_netns.hpp.
 #include "private_netns.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Private network namespaces for the benchmarks: every packet a benchmark
 // sends stays inside namespaces it created itself. The namespace handling is
 // the system tests' (tests/support/netns.hpp); this adds how a benchmark

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // bench_workload: the engine side of the harness's workloads (harness.cpp).
 // A thin driver: it parses its arguments, builds the target list, calls the
 // library and prints one line,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // detail::basic_deadline_heap: see deadline_heap.hpp for the contract.
 //
 // Both sifts move a hole instead of swapping: the moving entry is held in a

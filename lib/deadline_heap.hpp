@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // detail::deadline_heap: the engine's timer wheel replacement.
 //
 // A d-ary min-heap of (deadline, id) pairs with a position index per id, so

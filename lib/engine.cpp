@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // icmpengine::engine: the public facade over detail::engine_core (see
 // engine_core.hpp for the layout of the engine and the life of one ping).
 #include "engine_core.hpp"

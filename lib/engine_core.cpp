@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // engine_core: construction, the ring and the sockets (opened on first use),
 // the counters and the log.
 #include "engine_core.hpp"

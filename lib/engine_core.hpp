@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // detail::engine_core: the engine's event loop, behind icmpengine::engine.
 //
 // One io_uring per engine (io_ring.hpp). Per address family one ICMP socket

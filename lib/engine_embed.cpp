@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // engine_core inside another event loop (poll() and native_handle()) and
 // fed from other threads (remote(): the queue and its wake-up).
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // engine_core's time: the one timer, deadlines of pings and of sleepers,
 // and how a ping ends (counted once, its result queued for delivery).
 #include "engine_core.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // engine_core's loop: turns of submit, harvest, expire and admit; delivery
 // of results; spawned tasks; stop and teardown.
 #include "engine_core.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // icmpengine::ping_all and icmpengine::engine_pool: see engine_pool.hpp.
 //
 // ping_all is the fan-out machine (fanout_core.hpp) with one ping per

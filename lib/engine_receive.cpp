@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // engine_core's receive side: the multishot receive and the error queue,
 // reading what the kernel delivered (timestamps, TTL, offender), and acting
 // on the matcher's verdict (reply_matcher.hpp decides; this file ends the

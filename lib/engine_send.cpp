@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // engine_core's send side: starting pings (or queueing them beyond
 // max_in_flight), building and submitting echo requests in batches, and
 // what to do when a send fails.

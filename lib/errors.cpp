@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include <icmpengine/errors.hpp>
 
 #include <string>

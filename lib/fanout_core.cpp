@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // detail::fanout_core: see fanout_core.hpp for the life of one ping.
 #include "fanout_core.hpp"
 

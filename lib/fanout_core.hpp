@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // detail::fanout_core: the one fan-out machine. ping_all, engine_pool::ping_all,
 // ping_fanout and ping_series are thin layers over it: they choose a plan
 // and a sink, and read what the sink collected.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "icmp_socket.hpp"
 
 #include "packet.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // detail::icmp_socket: opening and configuring the engine's ICMP sockets.
 #pragma once
 

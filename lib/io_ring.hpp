@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // detail::io_ring: the engine's io_uring, its provided-buffer rings, and the
 // one seam where tests inject resource faults.
 //

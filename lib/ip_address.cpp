@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // icmpengine::ip_address: parsing, formatting and hashing.
 //
 // Parsing is strict on purpose: an address is what a person typed on a

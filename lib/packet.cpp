@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // detail::packet: building ICMP echo requests and parsing what comes back.
 //
 // ICMPv4: RFC 792 (messages), RFC 1191 (fragmentation needed), RFC 1812

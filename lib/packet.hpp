@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // detail::packet: building ICMP echo requests and parsing what comes back.
 //
 // ICMPv4 echo: RFC 792. ICMPv6 echo and errors: RFC 4443.

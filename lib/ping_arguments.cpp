@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // See ping_arguments.hpp.
 #include "ping_arguments.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The one check of a ping's arguments, shared by every entry point:
 // engine::ping and engine::start_ping, ping_all, engine_pool::ping_all,
 // ping_fanout and ping_series. The limits are public (limits.hpp); the

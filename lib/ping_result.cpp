@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include <icmpengine/engine.hpp>
 #include <icmpengine/ping_result.hpp>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ping_fanout / ping_series: see ping_series.hpp for the contract.
 //
 // A layer over the fan-out machine (fanout_core.hpp): it turns the series

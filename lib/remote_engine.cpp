@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // icmpengine::remote_engine and the queue behind it.
 #include "engine_core.hpp"
 #include "ping_arguments.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // detail::remote_queue: work for an engine from other threads (see
 // remote_engine.hpp), shared by the engine and every remote_engine handle.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // detail::reply_matcher: which ping, if any, a received ICMP message answers.
 //
 // Pure logic: no ring, no socket, no clock. The engine hands it each

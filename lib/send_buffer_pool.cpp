@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "send_buffer_pool.hpp"
 
 namespace icmpengine::detail {

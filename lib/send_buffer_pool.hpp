@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // detail::send_buffer_pool: the buffers echo requests are sent from.
 #pragma once
 

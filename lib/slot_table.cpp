@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "slot_table.hpp"
 
 #include <algorithm>

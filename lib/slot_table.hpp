@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // detail::slot_table: the engine's pings in flight, one slot each.
 //
 // A slot's index is the ping's identity on the wire: the echo sequence

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include <icmpengine/target_list.hpp>
 
 #include <netdb.h>

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Installs the Debian 12 packages icmpengine needs to build, test and
 # benchmark, if any are missing. Everything comes from Debian: no downloads.
 set -euo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Quick start: installs what is missing, builds, and pings 127.0.0.1 and ::1
 # a few times. The pings run in a private network namespace created here
 # (loopback only), never on the host's network. Run as root on Debian 12.

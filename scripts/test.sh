@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # The whole test suite, as CI runs it (.ci/run calls this and nothing else):
 #  1. GCC, warnings as errors: unit, system and bench-smoke suites, and the
 #     layout check (file and function sizes, scripts/check-layout);

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A GCC 12 miscompile, reduced: a co_await in the condition of a loop (or an
 // if) whose body declares no variable.
 //

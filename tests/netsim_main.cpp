@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // netsim: runs a command in a private network namespace behind the network
 // simulator (support/netsim.hpp), then prints what the simulator did.
 //

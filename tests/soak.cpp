@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // soak: millions of pings through the network simulator (issue 5,
 // "Reliability"), checking that no result is attributed to the wrong ping,
 // that the engine's counters balance and account for every packet the

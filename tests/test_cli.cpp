@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // End-to-end tests of the icmpengine command-line tool: the built binary
 // (ICMPENGINE_BIN) is run as a child process. support/system_main.cpp has
 // moved this process into a private network namespace, which the children

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Tests for detail::basic_deadline_heap (lib/deadline_heap.hpp), all three
 // instantiated arities: edge cases by hand, then a randomised differential
 // test against std::multimap. Ties between equal deadlines may come out in

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // System tests of the engine driven from outside (engine::poll and
 // engine::native_handle) and from other threads (engine::remote). Every
 // ping goes to loopback in the test's private namespace, or to 198.18.99.0/24,

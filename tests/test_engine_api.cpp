@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // System tests of icmpengine::engine: its contract with the caller. Invalid
 // arguments throw std::invalid_argument naming the value; exceptions from
 // tasks reach run(); run() reports a task it cannot drive; logging per

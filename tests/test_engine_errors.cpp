@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // System tests of icmpengine::engine: pings that end in an error. ICMP
 // errors from a router (in a namespace behind a veth pair) end the ping at
 // once with the router in `from`; a send error for one target leaves the

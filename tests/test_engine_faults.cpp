@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // System tests of icmpengine::engine: injected resource faults
 // (detail::fault_plan) are survived and every ping still ends exactly once.
 // support/system_main.cpp has moved this process into a private network

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // System tests of icmpengine::engine: how pings end when their owners go.
 // stop() and the destructor end every ping exactly once as cancelled (also
 // when called again from inside stop()); forget() detaches a handler; a ping

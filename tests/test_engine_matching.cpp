@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // System tests of icmpengine::engine: no reply is ever credited to the wrong
 // ping. A forger on loopback answers the engine's request with every kind of
 // wrong reply before the genuine one. support/system_main.cpp has moved this

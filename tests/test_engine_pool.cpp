@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // System tests of icmpengine::ping_all and icmpengine::engine_pool
 // (include/icmpengine/engine_pool.hpp); the fan-out machine under them is
 // tested in test_fanout_core.cpp. support/system_main.cpp has moved

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // System tests of icmpengine::engine: pings that are answered. Replies on
 // both families, payload sizes, many pings in flight, backpressure, a small
 // ring and a small receive buffer, fake drops. support/system_main.cpp has

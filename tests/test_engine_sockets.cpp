@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // System tests of icmpengine::engine: its sockets. Raw sockets when
 // net.ipv4.ping_group_range forbids datagram ones; the error that names the
 // fix when neither is allowed; socket options (source, interface, DSCP, TTL,

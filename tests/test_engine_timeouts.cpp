@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // System tests of icmpengine::engine: time. Timeouts and sleeps share the
 // engine's one timer; each ends in deadline order, never early, and a short
 // one behind a 1 h one does not wait for the hour. support/system_main.cpp

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // System tests of detail::fanout_core (lib/fanout_core.hpp), the machine
 // under ping_all, engine_pool, ping_fanout and ping_series: the window, the
 // per-target timeouts, and the exception policy (no new pings, every ping

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The engine against an imperfect network: for each impairment the network
 // simulator (support/netsim.hpp) applies, every ping's status, source and RTT
 // must match what the simulator did, and engine_stats must balance exactly.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Tests for icmpengine::ip_address (include/icmpengine/ip_address.hpp,
 // lib/ip_address.cpp): what parse() accepts and how it says no, round trips
 // through to_string(), the value-type operations, and the hash, including a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // System tests of the network simulator (support/netsim.hpp), checked with
 // plain non-blocking ICMP datagram ("ping") sockets and raw sockets: every
 // knob does what the simulator's record says it did. Runs inside the private

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Tests of detail::packet: echo request building, RFC 1071 checksums, token
 // tags, and parsing of replies, ICMP errors and raw IPv4 headers, including
 // every truncation and a randomised garbage/mutation run (run it under

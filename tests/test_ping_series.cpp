@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // System tests of icmpengine::ping_series and icmpengine::ping_fanout.
 // support/system_main.cpp has moved this process into a private network
 // namespace: pings go to loopback there, or into the network simulator

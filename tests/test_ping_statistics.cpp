@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include <icmpengine/ping_statistics.hpp>
 
 #include "seed.hpp"

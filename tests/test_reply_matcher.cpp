@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Tests of detail::reply_matcher and parse_datagram (lib/reply_matcher.hpp):
 // the matching rules one by one, on packets made from the requests the
 // engine would send (build_echo_request with the matcher's tag), over a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // RTT accuracy (issue 5, "Reliability"): how far the engine's measured
 // round-trip times lie from the delays the network simulator injects
 // (support/netsim.hpp), for 100 us, 1 ms and 10 ms and a delay-0 baseline.

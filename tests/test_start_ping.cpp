@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // System tests of icmpengine::engine::start_ping: pings without a coroutine
 // frame, their results handed to a ping_handler from inside run(). Each
 // result is delivered once, never from start_ping itself; pings beyond

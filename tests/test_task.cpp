@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Tests for icmpengine::task<T> (include/icmpengine/task.hpp): laziness,
 // results of every kind, exceptions, frame ownership, and a flat stack for
 // long chains of synchronously completing awaits (symmetric transfer).

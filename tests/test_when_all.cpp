@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Tests for icmpengine::when_all (include/icmpengine/when_all.hpp): results
 // in input order whatever the completion order, tasks that finish at once
 // and tasks that suspend, exceptions (every task still runs to the end; the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // icmpengine-demo: pings a few addresses a few times, concurrently (a
 // ping_fanout), and prints every result. The README's quick start runs it
 // on loopback inside a private network namespace. (The full fping-class CLI

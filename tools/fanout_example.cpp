@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The README's example: ping 60,000 targets (127.1.0.1 upward) once each,
 // all at once, and count the replies. Run it inside a private network
 // namespace (see README), e.g.

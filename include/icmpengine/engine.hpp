@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // icmpengine::engine: ICMP echo over io_uring, driven by C++20 coroutines.
 #pragma once
 

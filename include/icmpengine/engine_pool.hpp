@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // icmpengine::ping_all and icmpengine::engine_pool: one ping to each of many
 // targets, on one engine or spread over one engine per core.
 #pragma once

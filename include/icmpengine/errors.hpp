@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // icmpengine's error codes: errors a person can act on.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Symbol visibility for the shared library. The library is built with
 // -fvisibility=hidden; only what is marked ICMPENGINE_API is exported.
 #pragma once

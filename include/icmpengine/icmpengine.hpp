@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Everything public in icmpengine.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // icmpengine::ip_address: an IPv4 or IPv6 address as a small value type.
 #pragma once
 

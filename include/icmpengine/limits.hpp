@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // icmpengine limits: the ranges every entry point accepts for a ping's
 // arguments (engine::ping, engine::start_ping, ping_all, engine_pool,
 // ping_fanout, ping_series). Out of range, each throws

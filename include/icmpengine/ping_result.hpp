@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // icmpengine::ping_result: what became of one echo request.
 #pragma once
 

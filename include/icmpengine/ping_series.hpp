@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // icmpengine::ping_series and icmpengine::ping_fanout: pings sent on a
 // schedule to one target or to many, with exact per-target statistics (what
 // the original Go engine's Pinger did, and what fping -c / -l / -C do).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // icmpengine::ping_statistics: exact per-target counters and RTT statistics.
 #pragma once
 

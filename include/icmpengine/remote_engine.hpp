@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // icmpengine::remote_engine: a thread-safe handle to an engine, for asking
 // it for pings (or any work) from other threads.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // icmpengine::target_list: the addresses to ping, from addresses, CIDR prefixes,
 // ranges, host names and target files (what fping takes on its command line,
 // with -g and with -f).

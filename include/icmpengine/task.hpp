@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // icmpengine::task<T>: a lazy, move-only coroutine result.
 #pragma once
 

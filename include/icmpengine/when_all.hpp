@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // icmpengine::when_all: await many tasks at once.
 #pragma once
 

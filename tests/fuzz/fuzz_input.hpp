@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // What every fuzz target in tests/fuzz shares: the libFuzzer entry point, a
 // reader that turns the input into parameters, and the invariant check.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Fuzz target for reply matching: lib/reply_matcher.hpp's parse_datagram and
 // reply_matcher::match over a real detail::slot_table, without sockets or
 // io_uring.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Fuzz target for lib/packet.hpp: the input goes to every parse entry point
 // (parse_icmp for v4 and v6, with and without checksum verification;
 // parse_quoted_echo; parse_ipv4_header and parse_icmp on what follows it;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Writes the seed corpora of the fuzz targets: genuine packets built with
 // lib/packet.hpp for fuzz_packet, and engine scenarios in the format of
 // matching_input.hpp for fuzz_matching. The output is deterministic;

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The input format of fuzz_matching.cpp, shared with make_corpus.cpp so that
 // the seed corpus says what it means. Every field is one byte unless noted;
 // reads past the end give 0 (fuzz_input), so any byte string is an input.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Runs a fuzz target's LLVMFuzzerTestOneInput once on every file under the
 // directories (or the files) given, so that the seed corpus and the crash
 // inputs kept in tests/fuzz/regressions/ are tested in every build, with any

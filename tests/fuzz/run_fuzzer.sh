@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Fuzzes one target for a bounded time: the tests of meson suite 'fuzz'.
 #
 #   run_fuzzer.sh FUZZER CORPUS REGRESSIONS WORKDIR SECONDS

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Compiles and links every ```cpp block of README.md, so no example rots.
 
 Usage: compile_examples.py README.md OUTDIR -- COMPILER [ARG...]

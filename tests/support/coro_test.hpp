@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Drivers for testing coroutine types without an engine.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "engine_test.hpp"
 
 #include <catch2/catch.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Helpers for system tests that drive an icmpengine::engine: targets, the
 // balance every test checks at the end, and small coroutines that ping.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "lo_capture.hpp"
 
 #include "received_message.hpp"

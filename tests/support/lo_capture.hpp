@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The echo requests leaving through lo, with the kernel's transmit
 // timestamps: when a request really left, free of the jitter of whoever
 // reads the capture (and of the process that sent it).

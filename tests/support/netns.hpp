@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Private network namespaces for system tests. Nothing here ever touches the
 // namespace the test was started in: tests only reach loopback and the
 // addresses of namespaces they created themselves.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "netsim.hpp"
 
 #include "netns.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A network simulator for system tests: a TUN device inside the test's
 // private network namespace that answers ICMP echo requests itself, with
 // scripted loss, delay, duplication, reordering, corruption, ICMP errors and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // SCHED_FIFO for a measuring thread.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "received_message.hpp"
 
 #include <cstring>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // One recvmsg(2) with its ancillary data, for tests that read packets and
 // their kernel timestamps, TTLs or queued errors off a socket.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "result_collector.hpp"
 
 #include <catch2/catch.hpp>

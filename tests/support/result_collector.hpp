@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A ping_handler for tests of engine::start_ping.
 #pragma once
 

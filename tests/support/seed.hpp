@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Seeds for randomised tests: printed, and replayable.
 #pragma once
 

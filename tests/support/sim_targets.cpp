@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "sim_targets.hpp"
 
 #include "seed.hpp"

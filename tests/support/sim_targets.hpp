@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The engine's side of the network simulator (netsim.hpp): its targets as
 // icmpengine addresses, a seeded configuration, and the record per target.
 #pragma once

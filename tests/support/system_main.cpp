@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // main() for system tests: move into a private network namespace first.
 // Exit 77 tells meson the test was skipped; under CI=true a skip fails.
 #define CATCH_CONFIG_RUNNER

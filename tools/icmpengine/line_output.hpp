@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Where icmpengine's lines go: stdout and stderr, and on a terminal a
 // progress line on stderr that never mixes with them.
 #pragma once

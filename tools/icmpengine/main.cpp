@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // icmpengine: an fping-class pinger for fleets, on the icmpengine library.
 // The man page is tools/icmpengine.1; `icmpengine --help` says the same in
 // short. Every ping goes through the library's ping_fanout; the tool parses,

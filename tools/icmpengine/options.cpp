@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // icmpengine's options (CLI11), their checks, and the settings derived from
 // them. The man page, tools/icmpengine.1, says the same at length.
 #include "options.hpp"

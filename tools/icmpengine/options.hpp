@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The command line of icmpengine: what it asks for (settings), and the
 // parser that fills it in (CLI11) and rejects what cannot run (exit 3).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // What icmpengine reports, and when: one interface, two formats.
 // report_text.hpp prints fping's lines; report_json.hpp prints JSON Lines
 // (schema: tools/icmpengine.schema.json).

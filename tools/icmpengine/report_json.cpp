@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // JSON Lines output. Keys are printed in the schema's order ("event" first),
 // hence nlohmann::ordered_json; absent values are null, never left out.
 #include "report_json.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // --json: one JSON object per event on stdout (start, error, ping, stray,
 // target, summary), as tools/icmpengine.schema.json describes them.
 #pragma once

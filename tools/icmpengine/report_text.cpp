@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Text output in fping's formats, with icmpengine's extra counters
 // (out-of-order, duplicates, ICMP errors) at the end of each summary line.
 #include "report_text.hpp"

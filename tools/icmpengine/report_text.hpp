@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // fping's output: "TARGET is alive", per-reply lines on stdout, ICMP errors
 // and per-target summaries on stderr, -a / -u lists, and -s (--stats) totals.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // SIGINT, SIGTERM and SIGQUIT: the handlers only count; the supervisor
 // (supervisor.hpp) reads the counts on the engine's thread and acts.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The coroutine that runs beside the fan-out on the engine's thread: it
 // acts on signals (signals.hpp) and draws the progress line.
 #pragma once

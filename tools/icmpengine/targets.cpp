@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Target reading: the library's target_list does the parsing and the name
 // resolution; this file turns the options into calls to it.
 #include "targets.hpp"

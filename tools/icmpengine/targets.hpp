@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The targets of one run: from the arguments, a file or stdin, or generated
 // from prefixes and ranges (-g), each with the name the output shows.
 #pragma once

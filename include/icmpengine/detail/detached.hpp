@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // icmpengine::detail::detached: the one coroutine type that runs without an
 // awaiter, for an owner that joins it (when_all's children, engine::spawn).
 #pragma once
