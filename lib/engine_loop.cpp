@@ -117,12 +117,17 @@ void engine_core::turn(bool may_block) {
     send_deferred();
     flush_sends(false);
     reconcile_timer();
-    const bool block = may_block && m_ready.empty() && m_deliveries.empty() &&
+    // Never blocks with remote work announced: its wake-up was consumed (the
+    // eventfd stays signalled, so the multishot poll will not fire again
+    // until the queue is taken).
+    const bool block = may_block && m_ready.empty() && m_deliveries.empty() && !m_remote_ready &&
                        (m_stats.in_flight > 0 || m_sends_in_kernel > 0 || !m_sleep_heap.empty() ||
                         (m_wake_armed && !m_stopping));
     submit(block);
     harvest();
-    if (m_remote_ready)
+    // Remote work may start pings whose sends reap completions mid-burst,
+    // the next wake-up among them: drain until none is left announced.
+    while (m_remote_ready)
         drain_remote();
     expire();
     expire_sleepers();
