@@ -303,6 +303,8 @@ inline task<void> wake_engine() {
 
 /// The slot handler of a ping in mode (a): emitted on the engine's thread.
 struct local_cancel {
+    // (A constructor: clang 14 has no parenthesized aggregate initialization.)
+    local_cancel(engine* e, const ping_ticket& t) noexcept : eng(e), ticket(t) {}
     engine* eng;
     ping_ticket ticket;
     void operator()(asio::cancellation_type type) const {
@@ -319,6 +321,8 @@ struct local_cancel {
 /// the cancellation to the engine. Harmless after the ping ended or the
 /// engine is gone.
 struct remote_cancel {
+    remote_cancel(remote_engine r, std::shared_ptr<remote_cancellation> s) noexcept
+        : remote(std::move(r)), state(std::move(s)) {}
     remote_engine remote;
     std::shared_ptr<remote_cancellation> state;
     void operator()(asio::cancellation_type type) const {
