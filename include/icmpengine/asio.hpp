@@ -89,10 +89,12 @@ namespace icmpengine {
 /// only once the driver is destroyed (or the context is stopped).
 ///
 /// Rules:
-///  - The executor's context must be run by one thread (the engine is not
-///    thread-safe; that thread becomes the engine's). Asio's reactor waits
-///    edge-triggered: the driver re-arms its wait before any other thread
-///    could wait on the descriptor only because there is no other thread.
+///  - The executor's context must be run by one thread, the engine's: the
+///    thread that first used the engine (its io_uring ring accepts
+///    submissions from that thread only, IORING_SETUP_SINGLE_ISSUER); the
+///    engine is not thread-safe either. And Asio's reactor waits
+///    edge-triggered: the driver re-arms its wait before the descriptor is
+///    waited on again only because no other thread runs the reactor.
 ///  - Create and destroy the driver on that thread (or while the context is
 ///    not running), and destroy it before the engine and before the context.
 ///    It never closes the engine's descriptor.
@@ -165,6 +167,8 @@ class asio_driver {
     static void on_readable(const std::shared_ptr<state>& s, const std::error_code& ec) {
         if (s->eng == nullptr || ec == asio::error::operation_aborted)
             return; // the driver is gone
+        if (ec)     // not expected of an eventfd; waiting again could spin
+            throw std::system_error(ec, "icmpengine::asio_driver: waiting on the engine");
         try {
             s->eng->poll();
         } catch (...) {
