@@ -16,8 +16,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <coroutine>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
 #include <optional>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -77,6 +82,109 @@ TEST_CASE("remote async_ping from 8 pool threads x 10,000 into one engine", "[as
     REQUIRE(s.sent == static_cast<std::uint64_t>(total));
     REQUIRE(s.replies == static_cast<std::uint64_t>(total));
     require_balanced(s);
+}
+
+TEST_CASE("remote pings in small windows: every post wakes the engine", "[asio][remote]") {
+    // Each chain starts its next ping from the pool when the last one is
+    // answered, so the engine often runs dry and sleeps: only the remote
+    // queue's wake-up brings the next ping in. The pings' timeouts are an
+    // hour, so no timer wakes the engine instead: a lost wake-up stalls the
+    // chains, and the watchdog fails the test after 20 s without progress.
+    constexpr int chains = 256;
+    constexpr int per_chain = 100;
+    asio::io_context engine_ctx(1);
+    engine eng;
+    std::optional<asio_driver> driver(std::in_place, engine_ctx.get_executor(), eng);
+    const remote_engine remote = eng.remote();
+    std::atomic<int> replies{0};
+    std::atomic<int> results{0};
+    asio::thread_pool pool(2);
+    std::function<void(int, int)> next = [&](int chain, int left) {
+        if (left == 0)
+            return;
+        const ip_address target =
+            ip_address::from_v4(0x7f070001u + static_cast<std::uint32_t>(chain * per_chain + left));
+        async_ping(remote, target, 1h,
+                   asio::bind_executor(pool, [&, chain, left, target](ping_result r) {
+                       replies += r.status == ping_status::reply && r.from == target ? 1 : 0;
+                       if (++results == chains * per_chain)
+                           engine_ctx.stop();
+                       next(chain, left - 1);
+                   }));
+    };
+    for (int c = 0; c < chains; ++c)
+        asio::post(pool, [&, c] { next(c, per_chain); });
+    watchdog dog(engine_ctx, [&] { return static_cast<std::uint64_t>(results.load()); });
+    engine_ctx.run();
+    pool.join();
+    INFO(results.load() << " of " << chains * per_chain << " results");
+    REQUIRE_FALSE(dog.fired());
+    REQUIRE(replies == chains * per_chain);
+    require_balanced(eng.stats());
+}
+
+// Hidden ([.]) until the engine no longer loses this wake-up: the same
+// chains into an engine blocked in engine::run() (io_uring_enter) stall
+// with remote work queued until a timer wakes the engine - forever here,
+// the pings' timeouts being an hour (in 2 of 3 runs on the development VM;
+// see branch wip-asio's report). The asio_driver variant above passes.
+// Run it with `build/tests/test_asio_remote '[remote-run]'`.
+TEST_CASE("remote pings in small windows into engine::run(): every post wakes it",
+          "[.][asio][remote][remote-run]") {
+    constexpr int chains = 256;
+    constexpr int per_chain = 100;
+    engine eng;
+    const remote_engine remote = eng.remote();
+    std::atomic<int> replies{0};
+    std::atomic<int> results{0};
+    std::coroutine_handle<> waiter;
+    asio::thread_pool pool(2);
+    std::function<void(int, int)> next = [&](int chain, int left) {
+        if (left == 0)
+            return;
+        const ip_address target =
+            ip_address::from_v4(0x7f080001u + static_cast<std::uint32_t>(chain * per_chain + left));
+        async_ping(remote, target, 1h,
+                   asio::bind_executor(pool, [&, chain, left, target](ping_result r) {
+                       replies += r.status == ping_status::reply && r.from == target ? 1 : 0;
+                       if (++results == chains * per_chain)
+                           (void)remote.post([&](engine&) { waiter.resume(); });
+                       next(chain, left - 1);
+                   }));
+    };
+    std::atomic<bool> finished{false};
+    std::thread watch([&] { // 20 s without a new result: a lost wake-up
+        int seen = -1;
+        auto last = std::chrono::steady_clock::now();
+        while (!finished) {
+            std::this_thread::sleep_for(100ms);
+            if (results != seen) {
+                seen = results;
+                last = std::chrono::steady_clock::now();
+            } else if (std::chrono::steady_clock::now() - last > 20s) {
+                std::fprintf(stderr,
+                             "FAIL: %d of %d results, none for 20 s: engine::run() "
+                             "was not woken for remote work\n",
+                             seen, chains * per_chain);
+                std::_Exit(1);
+            }
+        }
+    });
+    struct gate {
+        std::coroutine_handle<>& waiter;
+        bool await_ready() const noexcept { return false; }
+        void await_suspend(std::coroutine_handle<> h) noexcept { waiter = h; }
+        void await_resume() const noexcept {}
+    };
+    auto wait = [](gate g) -> icmpengine::task<void> { co_await g; };
+    for (int c = 0; c < chains; ++c)
+        asio::post(pool, [&, c] { next(c, per_chain); });
+    eng.run(wait(gate{waiter}));
+    finished = true;
+    watch.join();
+    pool.join();
+    REQUIRE(replies == chains * per_chain);
+    require_balanced(eng.stats());
 }
 
 TEST_CASE("pool coroutines co_await remote pings; || cancels them through the engine",
