@@ -12,6 +12,7 @@ packages=(
   liburing-dev libfmt-dev               # the library
   catch2 libbenchmark-dev               # tests, benchmarks
   libcli11-dev nlohmann-json3-dev       # the command-line tool
+  libasio-dev                           # include/icmpengine/asio.hpp: its tests, example server, benchmarks
   iproute2 util-linux procps            # ip, unshare, nsenter, sysctl: private namespaces
   fping iputils-ping                    # side-by-side figures
 )

@@ -5,7 +5,8 @@
 #     layout check (file and function sizes, scripts/check-layout);
 #  2. clang with AddressSanitizer + UndefinedBehaviorSanitizer (and
 #     LeakSanitizer): unit and system suites again, and the fuzzers for 60 s each;
-#  3. clang with ThreadSanitizer: the multi-engine (engine per thread) test.
+#  3. clang with ThreadSanitizer: the multi-engine (engine per thread), remote
+#     handle and Asio adapter tests.
 # System tests create their own network namespaces; they need root. Under
 # CI=true a system test that cannot do so fails instead of skipping.
 set -euo pipefail
@@ -66,12 +67,13 @@ run_suites build-ci-asan 4 unit system || status=1
 # finds goes into tests/fuzz/regressions/, which every build replays.
 run_suites build-ci-asan 1 fuzz || status=1
 
-echo "== clang, ThreadSanitizer: one engine per thread =="
+echo "== clang, ThreadSanitizer: engines per thread, remote handles, Asio thread pools =="
 [ -d build-ci-tsan ] || CXX=clang++ meson setup build-ci-tsan -Dbuildtype=debug -Dwerror=true \
   -Db_sanitize=thread -Db_lundef=false -Dbenchmarks=disabled -Dtools=disabled >/dev/null
-meson compile -C build-ci-tsan tests/test_engine_pool
+meson compile -C build-ci-tsan tests/test_engine_pool tests/test_embedding tests/test_asio \
+  tests/test_asio_remote
 export TSAN_OPTIONS=halt_on_error=1
-run_suites build-ci-tsan 4 system engine_pool || status=1
+run_suites build-ci-tsan 4 system engine_pool embedding asio asio_remote || status=1
 
 passed=0 failed=0 skipped=0
 for s in "${summary[@]}"; do

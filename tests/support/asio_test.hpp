@@ -1,0 +1,84 @@
+// Helpers of the Asio adapter's system tests (test_asio*.cpp): targets in
+// the test's private namespace, the engine's balance, a thread's CPU time.
+#pragma once
+
+#include "netns.hpp"
+
+#include <icmpengine/engine.hpp>
+
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <ctime>
+#include <functional>
+
+namespace icmpengine::testing {
+
+/// A target that never answers: 198.18.99.0/24 routed into lo, where
+/// nothing is local there and nothing forwards (RFC 2544's benchmarking
+/// range, inside the test's namespace only).
+inline ip_address silent_target() {
+    static const bool routed = [] {
+        run("ip route replace 198.18.99.0/24 dev lo");
+        return true;
+    }();
+    (void)routed;
+    return ip_address::parse("198.18.99.1");
+}
+
+inline void require_balanced(const engine_stats& s) {
+    REQUIRE(s.sent ==
+            s.replies + s.timeouts + s.icmp_errors + s.send_errors + s.cancelled + s.in_flight);
+}
+
+/// CPU time of the calling thread, in milliseconds.
+inline double thread_cpu_ms() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+}
+
+/// Stops an io_context whose work made no progress for 20 s (a lost
+/// wake-up or completion), so that the test fails instead of hanging:
+/// `progress()` is any count that grows while things work. Checks once a
+/// second on the context's thread; cancel() it when the work is done.
+class watchdog {
+  public:
+    watchdog(asio::io_context& ctx, std::function<std::uint64_t()> progress)
+        : m_ctx(ctx), m_timer(ctx), m_progress(std::move(progress)), m_last(m_progress()) {
+        arm();
+    }
+    void cancel() { m_timer.cancel(); }
+    /// True if it stopped the context.
+    bool fired() const noexcept { return m_fired; }
+
+  private:
+    void arm() {
+        m_timer.expires_after(std::chrono::seconds(1));
+        m_timer.async_wait([this](const std::error_code& ec) {
+            if (ec)
+                return;
+            const std::uint64_t now = m_progress();
+            m_idle_seconds = now == m_last ? m_idle_seconds + 1 : 0;
+            m_last = now;
+            if (m_idle_seconds >= 20) {
+                m_fired = true;
+                m_ctx.stop();
+                return;
+            }
+            arm();
+        });
+    }
+
+    asio::io_context& m_ctx;
+    asio::steady_timer m_timer;
+    std::function<std::uint64_t()> m_progress;
+    std::uint64_t m_last = 0;
+    int m_idle_seconds = 0;
+    bool m_fired = false;
+};
+
+} // namespace icmpengine::testing
