@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // bench_asio: what icmpengine/asio.hpp and remote_engine cost (bench/README.md,
 // "Asio and remote pings"). It moves itself into a private network namespace
 // first (exits 77 if it cannot) and pings only loopback there.

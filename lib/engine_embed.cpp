@@ -58,6 +58,8 @@ int engine_core::native_handle() {
                                 "engine::native_handle: io_uring_register_eventfd");
     }
     m_notify_fd = fd;
+    if (m_remote)
+        m_remote->signal_also(fd);
     signal_notify(); // whatever was queued before is poll()'s to do
     return m_notify_fd;
 }
@@ -73,6 +75,10 @@ bool engine_core::poll() {
         ~depth_guard() { --depth; }
     } guard{m_drive_depth};
     clear_notify();
+    // Remote work signals the descriptor directly: take it now rather than
+    // wait for the ring's wake-up completion.
+    if (m_remote && !m_stopping)
+        drain_remote();
     // A bounded number of rounds, so that a chain of work that keeps making
     // more (a handler starting a ping that loopback answers at once) cannot
     // keep the host loop from its other work: what is left is signalled.
@@ -96,9 +102,11 @@ std::shared_ptr<remote_queue> engine_core::remote() {
         m_remote = std::make_shared<remote_queue>();
         if (m_stopping)
             m_remote->close();
-        else if (ensure_ring())
+        else if (ensure_ring()) {
             arm_wake();
-        else
+            if (m_notify_fd >= 0)
+                m_remote->signal_also(m_notify_fd);
+        } else
             m_remote->close(); // no ring: nothing could wake this engine
     }
     return m_remote;

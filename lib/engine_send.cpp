@@ -157,6 +157,9 @@ ping_ticket engine_core::start(const ping_request& request) {
 }
 
 bool engine_core::cancel(const ping_ticket& ticket) {
+    // A cancelled ping's result is delivered by the next turn: an embedded
+    // engine's descriptor must say so (called from the host loop).
+    work_queued_outside();
     auto ours = [&](const slot& s) {
         return s.state == slot_state::in_flight && s.handler == ticket.handler &&
                s.cookie == ticket.cookie;

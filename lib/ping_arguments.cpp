@@ -24,3 +24,12 @@ void throw_invalid_ping_arguments(const ip_address& to, std::chrono::nanoseconds
 }
 
 } // namespace icmpengine::detail
+
+namespace icmpengine {
+
+void check_ping_arguments(const ip_address& to, std::chrono::nanoseconds timeout,
+                          const ping_options& options) {
+    detail::check_ping_arguments(to, timeout, options);
+}
+
+} // namespace icmpengine

@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <fcntl.h>
 #include <memory>
 #include <sys/eventfd.h>
 #include <system_error>
@@ -25,6 +26,18 @@ remote_queue::remote_queue() {
 
 remote_queue::~remote_queue() {
     ::close(m_wake_fd);
+    if (m_notify_fd >= 0)
+        ::close(m_notify_fd);
+}
+
+void remote_queue::signal_also(int fd) {
+    const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (copy < 0)
+        throw std::system_error(errno, std::system_category(), "remote_engine: dup");
+    const std::lock_guard lock(m_mutex);
+    if (m_notify_fd >= 0)
+        ::close(m_notify_fd);
+    m_notify_fd = copy;
 }
 
 bool remote_queue::push(work w) {
@@ -33,6 +46,7 @@ bool remote_queue::push(work w) {
         return false;
     const bool was_empty = m_queue.empty();
     m_queue.push_back(std::move(w));
+    const int notify = m_notify_fd; // closed only by the destructor: no race
     lock.unlock();
     if (was_empty) {
         // The engine takes the whole queue at once, so one wake-up per
@@ -40,6 +54,8 @@ bool remote_queue::push(work w) {
         // maximum) still leaves the eventfd readable.
         const std::uint64_t one = 1;
         [[maybe_unused]] const ssize_t n = ::write(m_wake_fd, &one, sizeof one);
+        if (notify >= 0) [[maybe_unused]]
+            const ssize_t m = ::write(notify, &one, sizeof one);
     }
     return true;
 }

@@ -35,12 +35,18 @@ class remote_queue {
     bool open() const;
     /// The eventfd that becomes readable when work was pushed.
     int wake_fd() const noexcept { return m_wake_fd; }
+    /// Also signal `fd` (the engine's native_handle(), duplicated here so
+    /// that a handle outliving the engine never writes a closed or reused
+    /// descriptor) when work is pushed: a host loop then wakes at once,
+    /// without the round trip through the ring.
+    void signal_also(int fd);
 
   private:
     mutable std::mutex m_mutex;
     std::vector<work> m_queue;
     bool m_open = true;
     int m_wake_fd = -1;
+    int m_notify_fd = -1; ///< a dup of the engine's native_handle(), or -1
 };
 
 } // namespace icmpengine::detail

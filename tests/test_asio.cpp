@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // System tests of icmpengine/asio.hpp with the engine on the Asio thread
 // (mode (a)): asio_driver keeps the engine driven from an io_context, and
 // async_ping starts pings on it with any completion token. Every ping goes

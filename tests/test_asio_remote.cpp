@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // System tests of icmpengine/asio.hpp with the engine on its own thread
 // (mode (b)): an asio::thread_pool calls async_ping on the engine's remote
 // handle. The engine's thread here is the test's main thread, its engine
@@ -123,14 +124,11 @@ TEST_CASE("remote pings in small windows: every post wakes the engine", "[asio][
     require_balanced(eng.stats());
 }
 
-// Hidden ([.]) until the engine no longer loses this wake-up: the same
-// chains into an engine blocked in engine::run() (io_uring_enter) stall
-// with remote work queued until a timer wakes the engine - forever here,
-// the pings' timeouts being an hour (in 2 of 3 runs on the development VM;
-// see branch wip-asio's report). The asio_driver variant above passes.
-// Run it with `build/tests/test_asio_remote '[remote-run]'`.
+// The same chains into an engine blocked in engine::run() (io_uring_enter):
+// every post must wake it. (This stalled in 2 of 3 runs while turn() could
+// block after a mid-burst reap had consumed the wake-up completion.)
 TEST_CASE("remote pings in small windows into engine::run(): every post wakes it",
-          "[.][asio][remote][remote-run]") {
+          "[asio][remote][remote-run]") {
     constexpr int chains = 256;
     constexpr int per_chain = 100;
     engine eng;

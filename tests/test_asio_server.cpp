@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The example server (tools/asio_ping_server.cpp) end to end: the built
 // binary (ASIO_PING_SERVER_BIN) runs as a child of this test, in the
 // private network namespace support/system_main.cpp created, and a TCP

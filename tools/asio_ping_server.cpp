@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // asio-ping-server: the engine inside an Asio program (README, "Embedding in
 // another event loop"). A TCP service of Asio coroutines: each connection
 // sends an address per line ("ADDRESS" or "ADDRESS TIMEOUT_MS") and gets

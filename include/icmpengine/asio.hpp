@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // icmpengine/asio.hpp: the engine inside an Asio program (standalone Asio,
 // 1.22 or later: Debian's libasio-dev). Header-only and optional: the
 // library itself never includes Asio.
@@ -300,11 +301,6 @@ class op final : public ping_handler {
     work_for<Handler> m_work;
 };
 
-/// Does nothing: spawned only for the descriptor signal that comes with it.
-inline task<void> wake_engine() {
-    co_return;
-}
-
 /// The slot handler of a ping in mode (a): emitted on the engine's thread.
 struct local_cancel {
     // (A constructor: clang 14 has no parenthesized aggregate initialization.)
@@ -312,12 +308,10 @@ struct local_cancel {
     engine* eng;
     ping_ticket ticket;
     void operator()(asio::cancellation_type type) const {
-        if (type == asio::cancellation_type::none || !eng->cancel(ticket))
-            return;
-        // The cancelled result is delivered by the next poll(), but
-        // engine::cancel called from outside poll() does not (yet) make the
-        // descriptor readable; spawn() does. Remove once it does.
-        eng->spawn(wake_engine());
+        // The cancelled result comes from the next poll(): engine::cancel
+        // makes the descriptor readable.
+        if (type != asio::cancellation_type::none)
+            eng->cancel(ticket);
     }
 };
 
@@ -360,21 +354,11 @@ struct initiate_local {
     }
 };
 
-/// The checks engine::start_ping makes, made at the call for a remote ping
-/// (the engine's thread would otherwise be the one to throw). They must
-/// agree with the engine's: tests/test_asio.cpp compares them.
+/// The engine's own check (engine.hpp), made at the call for a remote ping:
+/// the engine's thread would otherwise be the one to throw.
 inline void check_arguments(const ip_address& to, std::chrono::nanoseconds timeout,
                             const ping_options& options) {
-    constexpr std::int64_t ten_years_ns = std::int64_t{10} * 365 * 24 * 3600 * 1'000'000'000;
-    constexpr std::uint32_t max_payload = 65507;
-    if (timeout.count() <= 0 || timeout.count() > ten_years_ns)
-        throw std::invalid_argument("async_ping to " + to.to_string() + ": timeout " +
-                                    std::to_string(timeout.count()) +
-                                    " ns must be positive and at most ten years");
-    if (options.payload_size > max_payload)
-        throw std::invalid_argument("async_ping to " + to.to_string() + ": payload size " +
-                                    std::to_string(options.payload_size) + " exceeds " +
-                                    std::to_string(max_payload) + " bytes");
+    check_ping_arguments(to, timeout, options);
 }
 
 struct initiate_remote {

@@ -171,6 +171,14 @@ class ping_handler {
     ~ping_handler() = default;
 };
 
+/// Throws std::invalid_argument naming the value if engine::ping would
+/// refuse these arguments: a timeout that is not positive or longer than
+/// max_ping_timeout, a payload larger than max_payload_size (limits.hpp).
+/// Every entry point of the library checks with this one function; adapters
+/// that start pings elsewhere (another thread) call it at their own call.
+ICMPENGINE_API void check_ping_arguments(const ip_address& to, std::chrono::nanoseconds timeout,
+                                         const ping_options& options = {});
+
 /// Names one ping started with engine::start_ping, for engine::cancel.
 struct ping_ticket {
     ping_handler* handler = nullptr;
@@ -190,7 +198,9 @@ struct engine_access;
 /// (no locks on the hot path); run one engine per thread to use more cores,
 /// and reach an engine from other threads through remote(). Everything
 /// happens inside run() (the engine's own loop) or poll() (a step driven by
-/// another loop): coroutines awaiting pings are resumed from there.
+/// another loop): coroutines awaiting pings are resumed from there. An
+/// engine belongs to the thread that first uses its ring (it is created
+/// IORING_SETUP_SINGLE_ISSUER): construct, drive and destroy it there.
 ///
 ///     icmpengine::engine eng;
 ///     auto r = eng.run(eng.ping(icmpengine::ip_address::parse("::1"), 1s));

@@ -2,12 +2,14 @@
 # SPDX-License-Identifier: MIT
 """Compiles and links every ```cpp block of README.md, so no example rots.
 
-Usage: compile_examples.py README.md OUTDIR -- COMPILER [ARG...]
+Usage: compile_examples.py README.md OUTDIR [--skip TEXT] -- COMPILER [ARG...]
 Each block must be a whole program (includes and main). Every block is
 written to OUTDIR/readme_example_N.cpp and built with
 `COMPILER ARG... -o OUTDIR/readme_example_N OUTDIR/readme_example_N.cpp`
 (the caller passes the include path, the library and its dependencies).
-Prints each block's first line and result; exits 1 if any fails, or if the
+A block containing TEXT (--skip: a header this build lacks, such as
+icmpengine/asio.hpp without Asio) is left out, and reported so. Prints
+each block's first line and result; exits 1 if any fails, or if the
 README has no cpp block at all.
 """
 import pathlib
@@ -23,6 +25,7 @@ def main() -> int:
         return 2
     split = args.index("--")
     readme, outdir = pathlib.Path(args[0]), pathlib.Path(args[1])
+    skip = args[args.index("--skip") + 1] if "--skip" in args[:split] else None
     compiler = args[split + 1:]
     blocks = re.findall(r"^```cpp\n(.*?)^```", readme.read_text(), re.S | re.M)
     if not blocks:
@@ -31,6 +34,10 @@ def main() -> int:
     outdir.mkdir(parents=True, exist_ok=True)
     failed = 0
     for n, block in enumerate(blocks, 1):
+        first = block.strip().splitlines()[0]
+        if skip and skip in block:
+            print(f"skip example {n} ({first}): this build has no {skip}")
+            continue
         source = outdir / f"readme_example_{n}.cpp"
         source.write_text(block)
         first = block.strip().splitlines()[0]

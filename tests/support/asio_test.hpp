@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Helpers of the Asio adapter's system tests (test_asio*.cpp): targets in
 // the test's private namespace, the engine's balance, a thread's CPU time.
 #pragma once
