@@ -8,6 +8,7 @@
 // milliseconds.
 #include <catch2/catch.hpp>
 
+#include "engine_test.hpp"
 #include "netns.hpp"
 
 #include <icmpengine/icmpengine.hpp>
@@ -36,23 +37,11 @@ using icmpengine::ping_result;
 using icmpengine::ping_status;
 using icmpengine::remote_engine;
 using icmpengine::task;
+using icmpengine::testing::require_balanced;
+using icmpengine::testing::silent_target;
+using icmpengine::testing::thread_cpu_ms;
 
 namespace {
-
-/// A target that never answers: routed into lo, not local, not forwarded.
-ip_address silent_target() {
-    static const bool routed = [] {
-        icmpengine::testing::run("ip route replace 198.18.99.0/24 dev lo");
-        return true;
-    }();
-    (void)routed;
-    return ip_address::parse("198.18.99.1");
-}
-
-void require_balanced(const engine_stats& s) {
-    REQUIRE(s.sent ==
-            s.replies + s.timeouts + s.icmp_errors + s.send_errors + s.cancelled + s.in_flight);
-}
 
 /// Collects results by cookie; counts deliveries per cookie.
 struct collector final : icmpengine::ping_handler {
@@ -90,12 +79,6 @@ bool epoll_drive(engine& eng, Done done, std::chrono::milliseconds give_up = 20s
     }
     ::close(ep);
     return ok;
-}
-
-double thread_cpu_ms() {
-    timespec ts{};
-    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
 }
 
 /// The scheduler state of thread `tid` of this process ('S': sleeping).

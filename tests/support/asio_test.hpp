@@ -3,6 +3,7 @@
 // the test's private namespace, the engine's balance, a thread's CPU time.
 #pragma once
 
+#include "engine_test.hpp"
 #include "netns.hpp"
 
 #include <icmpengine/engine.hpp>
@@ -17,30 +18,6 @@
 #include <functional>
 
 namespace icmpengine::testing {
-
-/// A target that never answers: 198.18.99.0/24 routed into lo, where
-/// nothing is local there and nothing forwards (RFC 2544's benchmarking
-/// range, inside the test's namespace only).
-inline ip_address silent_target() {
-    static const bool routed = [] {
-        run("ip route replace 198.18.99.0/24 dev lo");
-        return true;
-    }();
-    (void)routed;
-    return ip_address::parse("198.18.99.1");
-}
-
-inline void require_balanced(const engine_stats& s) {
-    REQUIRE(s.sent ==
-            s.replies + s.timeouts + s.icmp_errors + s.send_errors + s.cancelled + s.in_flight);
-}
-
-/// CPU time of the calling thread, in milliseconds.
-inline double thread_cpu_ms() {
-    timespec ts{};
-    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
-}
 
 /// Stops an io_context whose work made no progress for 20 s (a lost
 /// wake-up or completion), so that the test fails instead of hanging:

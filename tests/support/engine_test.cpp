@@ -3,6 +3,9 @@
 
 #include <catch2/catch.hpp>
 
+#include "netns.hpp"
+
+#include <ctime>
 #include <utility>
 
 namespace icmpengine::testing {
@@ -32,6 +35,21 @@ task<timed_result> timed_ping(engine& eng, ip_address to, std::chrono::nanosecon
     t.result = co_await eng.ping(to, timeout);
     t.ended = std::chrono::steady_clock::now();
     co_return t;
+}
+
+ip_address silent_target() {
+    static const bool routed = [] {
+        run("ip route replace 198.18.99.0/24 dev lo");
+        return true;
+    }();
+    (void)routed;
+    return ip_address::parse("198.18.99.1");
+}
+
+double thread_cpu_ms() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
 }
 
 } // namespace icmpengine::testing

@@ -25,6 +25,14 @@ inline ip_address loopback_v4(std::uint32_t i) {
 /// is still in flight, and none waits for a slot.
 void require_balanced(const engine_stats& s);
 
+/// A target that never answers: 198.18.99.0/24 routed into lo, where
+/// nothing is local and nothing forwards (RFC 2544's benchmarking range,
+/// inside the test's namespace only).
+ip_address silent_target();
+
+/// CPU time of the calling thread, in milliseconds.
+double thread_cpu_ms();
+
 /// Pings every target once, all at once, each through engine::ping (one
 /// coroutine per ping); the results in the order of `targets`.
 task<std::vector<ping_result>> ping_each(engine& eng, std::vector<ip_address> targets,
