@@ -31,37 +31,74 @@ enum class run_mode { single_shot, count, loop };
 /// "single", "count", "loop": the names --json prints.
 std::string_view to_string(run_mode m);
 
+/// How targets are named in the output (fping -n, -d; -A is by_address).
+enum class name_mode { as_given, name, rdns };
+
+/// fping --timestamp-format (5.5): how -D stamps a line.
+enum class stamp_format { unix_seconds, ctime, iso, rfc3339 };
+
+/// Everything the command line asks for. Each field's comment names the
+/// fping option it comes from; fields marked "ours" are icmpengine's own long
+/// options, which change nothing unless given.
 struct settings {
+    // Targets.
     std::vector<std::string> targets;
-    std::string file;
-    bool generate = false;
-    bool ipv4 = false;
-    bool ipv6 = false;
-    bool all_addresses = false;
-    std::uint64_t count = 0;
-    std::uint64_t vcount = 0;
-    bool loop = false;
-    std::string period = "1000";
-    std::string timeout;
-    std::uint32_t retries = 3;
-    std::string interval;
-    double rate = 0;
-    std::uint32_t size = 56;
-    unsigned dscp = 0;
-    std::string tos;
-    unsigned ttl = 0;
-    std::vector<std::string> sources;
-    std::string interface;
-    bool dont_fragment = false;
-    bool quiet = false;
-    bool alive = false;
-    bool unreachable = false;
-    bool by_address = false;
-    bool timestamps = false;
-    bool elapsed = false;
-    bool json = false;
-    bool stats = false;
-    std::uint64_t max_targets = default_max_targets;
+    std::string file;                                ///< -f FILE ('-': stdin)
+    bool generate = false;                           ///< -g
+    bool ipv4 = false;                               ///< -4
+    bool ipv6 = false;                               ///< -6
+    bool all_addresses = false;                      ///< -m
+    std::uint64_t max_targets = default_max_targets; ///< --max-targets (ours)
+
+    // Probing.
+    std::uint64_t count = 0;                    ///< -c N or -C N
+    std::uint64_t vcount = 0;                   ///< -C N (also sets count)
+    bool loop = false;                          ///< -l
+    std::string period = "1000";                ///< -p MSEC
+    std::string timeout;                        ///< -t MSEC (empty: fping's default for the mode)
+    std::uint32_t retries = 3;                  ///< -r N
+    double backoff = 1.5;                       ///< -B N (1.0 .. 5.0)
+    std::string interval;                       ///< -i MSEC (empty: fping's default, 10 ms)
+    double rate = 0;                            ///< --rate PPS (ours)
+    std::uint32_t size = 56;                    ///< -b BYTES
+    bool random_data = false;                   ///< -R
+    unsigned dscp = 0;                          ///< --dscp (ours)
+    std::string tos;                            ///< -O N
+    unsigned ttl = 0;                           ///< -H N
+    std::vector<std::string> sources;           ///< -S ADDRESS
+    std::string interface;                      ///< -I IFACE
+    std::string oiface;                         ///< --oiface IFACE (fping 5.5)
+    bool dont_fragment = false;                 ///< -M
+    std::uint32_t fwmark = 0;                   ///< -k N
+    bool icmp_timestamp = false;                ///< --icmp-timestamp
+    bool check_source = false;                  ///< --check-source
+    std::chrono::nanoseconds seqmap_timeout{0}; ///< --seqmap-timeout MSEC (0: fping's 10 s)
+
+    // Output.
+    bool quiet = false;                                         ///< -q (also set by -Q)
+    std::chrono::nanoseconds report_interval{0};                ///< -Q SECS (0: none)
+    bool cumulative = false;                                    ///< -Q SECS,cumulative
+    bool alive = false;                                         ///< -a
+    bool unreachable = false;                                   ///< -u
+    bool by_address = false;                                    ///< -A
+    name_mode names = name_mode::as_given;                      ///< -A / -n / -d
+    bool timestamps = false;                                    ///< -D
+    stamp_format timestamp_format = stamp_format::unix_seconds; ///< --timestamp-format
+    bool elapsed = false;                                       ///< -e
+    bool outage = false;                                        ///< -o
+    bool netdata = false;                                       ///< -N
+    bool stats = false;                                         ///< -s
+    bool json = false;               ///< -J / --json: fping's JSON objects
+    bool json_lines = false;         ///< --json-lines (ours): icmpengine.schema.json
+    bool extended_summary = false;   ///< --extended-summary (ours): stddev, duplicates, ...
+    bool print_ttl = false;          ///< --print-ttl
+    bool print_tos = false;          ///< --print-tos
+    bool print_srcaddr = false;      ///< --print-srcaddr
+    std::uint32_t min_reachable = 0; ///< -x N / -X N
+    bool fast_reachable = false;     ///< -X N
+    /// The name messages start with: "fping" when invoked as fping (argv[0]
+    /// ends in "fping"), else "icmpengine".
+    std::string program = "icmpengine";
 
     // Derived.
     run_mode mode = run_mode::single_shot;
