@@ -81,7 +81,7 @@ struct settings {
     bool alive = false;                                         ///< -a
     bool unreachable = false;                                   ///< -u
     bool by_address = false;                                    ///< -A
-    name_mode names = name_mode::as_given;                      ///< -A / -n / -d
+    name_mode names = name_mode::as_given;                      ///< -n / -d
     bool timestamps = false;                                    ///< -D
     stamp_format timestamp_format = stamp_format::unix_seconds; ///< --timestamp-format
     bool elapsed = false;                                       ///< -e
