@@ -1,0 +1,464 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""fping compatibility suite: the same command through Debian's fping and
+through icmpengine installed as `fping`, in one private network namespace,
+outputs compared after masking the measured numbers.
+
+    run.py --tool build/tools/icmpengine --netsim build/tests/netsim [-k PATTERN] [-v]
+
+The life of one case (a line of `cases`):
+  1. The outer process (this script) writes the case to a spec file and starts
+     the inner process in a private namespace: `unshare -n -m` for loopback
+     cases, `netsim --records --profile P` for simulated networks (198.18/16).
+  2. The inner process (run.py --inner SPEC RESULT) makes /etc/resolv.conf
+     point at 127.0.0.1 (no name query can leave), then runs the command with
+     PATH starting at a directory holding `fping` -> /usr/bin/fping, then,
+     after a marker ping to 198.18.255.1 when simulated, with PATH starting at
+     one holding `fping` -> the built tool. Both get the same arguments, stdin
+     and, for -l, SIGINT after the same number of output lines.
+  3. The outer process masks the numbers that measure time (masking rules
+     below), compares stdout, stderr and the exit code, and for simulated
+     cases the requests each run sent (netsim's records, split at the
+     marker). A difference fails the case unless `expected-differences`
+     lists it with its reason.
+
+Only addresses inside the namespaces are pinged: 127.0.0.0/8, ::1 and the
+simulator's 198.18.0.0/16. Exit status: 0 all cases pass, 1 some differ,
+77 cannot run here (no root, no fping; under CI=true that is 1).
+"""
+
+import argparse
+import difflib
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MARKER = "198.18.255.1"  # in the simulator's prefix, never in a case
+DEFAULT_TIMEOUT = 120.0  # seconds per command: far above any case's need
+
+
+# ---------------------------------------------------------------- the table
+
+
+class Case:
+    """One line of `cases`: ID SETUP FLAGS -- ARGS."""
+
+    def __init__(self, line, lineno):
+        head, sep, args = line.partition(" -- ")
+        if not sep:
+            raise ValueError(f"cases:{lineno}: no ' -- ' before the arguments")
+        fields = head.split()
+        if len(fields) != 3:
+            raise ValueError(f"cases:{lineno}: want ID SETUP FLAGS -- ARGS")
+        self.id, self.setup, flags = fields
+        self.args = shlex.split(args.replace("{files}", os.path.join(HERE, "files")))
+        self.flags = {}
+        if flags != "-":
+            for f in flags.split(","):
+                key, _, value = f.partition("=")
+                self.flags[key] = value
+        known = {"streams", "stdin", "sigint", "sort", "mask", "sends", "min_ms", "ours_only",
+                 "rc", "json"}
+        unknown = set(self.flags) - known
+        if unknown:
+            raise ValueError(f"cases:{lineno}: unknown flags {sorted(unknown)}")
+        if not (self.setup == "lo" or self.setup.startswith("sim:")):
+            raise ValueError(f"cases:{lineno}: SETUP is 'lo' or 'sim:PROFILE'")
+
+    def streams(self):
+        return self.flags.get("streams", "out+err+rc").split("+")
+
+
+def read_cases(path):
+    cases = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.rstrip("\n")
+            if line.strip() and not line.lstrip().startswith("#"):
+                cases.append(Case(line, lineno))
+    ids = [c.id for c in cases]
+    dup = {i for i in ids if ids.count(i) > 1}
+    if dup:
+        raise ValueError(f"cases: duplicate ids {sorted(dup)}")
+    return cases
+
+
+def read_expected(path):
+    expected = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                case_id, _, reason = line.partition(" ")
+                expected[case_id] = reason.strip()
+    return expected
+
+
+# ---------------------------------------------------------------- masking
+
+# Numbers that measure time or depend on it become placeholders; counts
+# (xmt/rcv, sequence numbers, bytes, targets) stay as printed.
+MASKS = [
+    (re.compile(r"\[\d+\.\d+\]"), "[TIME]"),  # -D (seconds since the epoch)
+    (re.compile(r"\[\d\d:\d\d:\d\d\]"), "[HH:MM:SS]"),  # -Q headers
+    (re.compile(r"min/avg/max = [\d.e+-]+/[\d.e+-]+/[\d.e+-]+"), "min/avg/max = A/B/C"),
+    (re.compile(r"outage\(ms\) = \d+"), "outage(ms) = O"),
+    (re.compile(r"\b\d+(\.\d+)?(e[+-]\d+)?(?= (ms|avg|sec)\b)"), "R"),
+    (re.compile(r"SET (min|avg|max) = \d+"), r"SET \1 = R"),
+    (re.compile(r"(?<![\d.])\d+\.\d+(?![\d.])"), "F"),  # not 127.0.0.1
+]
+# fping -C: "host : 0.05 - 0.04": every value is a time or "-".
+VCOUNT_LINE = re.compile(r"^(\S+ : )((?:[\d.]+|-)(?: (?:[\d.]+|-))*)$")
+COUNTS = [
+    (re.compile(r"xmt/rcv/%loss = \d+/\d+/\d+%"), "xmt/rcv/%loss = S/R/L%"),
+    (re.compile(r"SET (xmt|rcv|returned) = \d+"), r"SET \1 = N"),
+]
+LOSS = re.compile(r"\b\d+%")
+VERSION = re.compile(r"^(\S+: Version )\S+.*$")
+
+
+def mask(text, case):
+    kinds = set(case.flags.get("mask", "").split("+")) - {""}
+    out = []
+    for line in text.split("\n"):
+        m = VCOUNT_LINE.match(line)
+        if m:
+            line = m.group(1) + " ".join("-" if v == "-" else "R" for v in m.group(2).split())
+        for pattern, repl in MASKS:
+            line = pattern.sub(repl, line)
+        if "counts" in kinds:
+            for pattern, repl in COUNTS:
+                line = pattern.sub(repl, line)
+        if "loss" in kinds:
+            line = LOSS.sub("L%", line)
+        if "version" in kinds:
+            line = VERSION.sub(r"\1V", line)
+        out.append(line)
+    if "sort" in case.flags:
+        out = sorted(out)
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- inner
+
+
+def marker_ping():
+    """One echo request to MARKER, so that netsim's records show where the
+    first run's requests end."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    header = struct.pack("!BBHHH", 8, 0, 0, 0xF1, 0xF1)
+    payload = b"fping_compat marker"
+    data = header + payload
+    padded = data + b"\0" * (len(data) % 2)
+    total = sum(struct.unpack(f"!{len(padded) // 2}H", padded))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    data = header[:2] + struct.pack("!H", ~total & 0xFFFF) + header[4:] + payload
+    s.sendto(data, (MARKER, 0))
+    s.close()
+
+
+def run_one(argv, bindir, spec):
+    """Runs `fping ARGS` with bindir first on PATH; returns what it did."""
+    env = dict(os.environ, PATH=bindir + ":" + os.environ.get("PATH", "/usr/bin:/bin"),
+               LC_ALL="C")
+    stdin = subprocess.DEVNULL
+    if spec.get("stdin"):
+        stdin = open(os.path.join(HERE, "files", spec["stdin"]), "rb")
+    start = time.monotonic()
+    p = subprocess.Popen(["fping"] + argv, stdin=stdin, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env)
+    lines = {"out": [], "err": []}
+    cond = threading.Condition()
+
+    def reader(name, stream):
+        for line in iter(stream.readline, b""):
+            with cond:
+                lines[name].append(line)
+                cond.notify_all()
+        with cond:
+            lines[name].append(None)  # end of stream
+            cond.notify_all()
+
+    threads = [threading.Thread(target=reader, args=(n, s))
+               for n, s in (("out", p.stdout), ("err", p.stderr))]
+    for t in threads:
+        t.start()
+    deadline = start + spec["timeout"]
+    timed_out = False
+    if spec.get("sigint"):
+        stream, _, n = spec["sigint"].rpartition(":")
+        stream, n = stream or "out", int(n)
+        with cond:
+            # The order comes from the output: SIGINT only once N lines are out.
+            while (len([x for x in lines[stream] if x is not None]) < n
+                   and None not in lines[stream] and time.monotonic() < deadline):
+                cond.wait(timeout=1.0)
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+    try:
+        rc = p.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        p.kill()
+        rc = p.wait()
+    elapsed = time.monotonic() - start
+    for t in threads:
+        t.join()
+    if stdin is not subprocess.DEVNULL:
+        stdin.close()
+    joined = {k: b"".join(x for x in v if x is not None) for k, v in lines.items()}
+    return {"out": joined["out"].decode("utf-8", "backslashreplace"),
+            "err": joined["err"].decode("utf-8", "backslashreplace"),
+            "rc": rc, "elapsed_ms": elapsed * 1000.0, "timed_out": timed_out}
+
+
+def inner(spec_path, result_path):
+    with open(spec_path, encoding="utf-8") as f:
+        spec = json.load(f)
+    # No name lookup may leave: resolv.conf points at loopback, where nothing
+    # answers on port 53 (the namespace's own lo).
+    subprocess.run(["mount", "--bind", spec["resolv_conf"], "/etc/resolv.conf"], check=True)
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    with open("/proc/sys/net/ipv4/ping_group_range", "w") as f:
+        f.write("0 2147483647")
+    results = {}
+    if not spec.get("ours_only"):
+        results["fping"] = run_one(spec["args"], spec["bin_fping"], spec)
+    if spec["sim"]:
+        marker_ping()
+    results["ours"] = run_one(spec["args"], spec["bin_ours"], spec)
+    with open(result_path, "w", encoding="utf-8") as f:
+        json.dump(results, f)
+    return 0
+
+
+# ---------------------------------------------------------------- outer
+
+RECORD = re.compile(r"^netsim: #\d+ \S+ > (\S+) ")
+
+
+def sends_by_run(netsim_err):
+    """Targets of the requests netsim saw, split at the marker: [fping, ours]."""
+    runs = [[], []]
+    current = 0
+    for line in netsim_err.splitlines():
+        m = RECORD.match(line)
+        if m:
+            if m.group(1) == MARKER:
+                current = 1
+            else:
+                runs[current].append(m.group(1))
+    return runs
+
+
+def run_case(case, opts, work):
+    spec = {
+        "args": case.args, "stdin": case.flags.get("stdin"), "sigint": case.flags.get("sigint"),
+        "timeout": DEFAULT_TIMEOUT, "sim": case.setup.startswith("sim:"),
+        "ours_only": "ours_only" in case.flags, "bin_fping": os.path.join(work, "bin_fping"),
+        "bin_ours": os.path.join(work, "bin_ours"),
+        "resolv_conf": os.path.join(work, "resolv.conf"),
+    }
+    spec_path = os.path.join(work, case.id + ".spec.json")
+    result_path = os.path.join(work, case.id + ".result.json")
+    with open(spec_path, "w", encoding="utf-8") as f:
+        json.dump(spec, f)
+    inner_cmd = ["unshare", "-m", "--propagation", "private", sys.executable,
+                 os.path.abspath(__file__), "--inner", spec_path, result_path]
+    if spec["sim"]:
+        cmd = [opts.netsim, "--records", "--seed", "1", "--profile", case.setup[4:], "--"]
+    else:
+        cmd = ["unshare", "-n"]
+    p = subprocess.run(cmd + inner_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=4 * DEFAULT_TIMEOUT)
+    if not os.path.exists(result_path):
+        return ["harness: the inner run failed (exit %d): %s" %
+                (p.returncode, p.stderr.decode(errors="replace").strip()[:800])], None
+    with open(result_path, encoding="utf-8") as f:
+        results = json.load(f)
+    return compare(case, results, p.stderr.decode(errors="replace")), results
+
+
+def compare(case, results, netsim_err):
+    """The differences of one case, one string each (a diff is multi-line)."""
+    diffs = []
+    ours = results["ours"]
+    if ours["timed_out"]:
+        diffs.append("ours: killed after %ds" % DEFAULT_TIMEOUT)
+    if "ours_only" in case.flags:
+        return diffs + check_ours_only(case, ours)
+    ref = results["fping"]
+    if ref["timed_out"]:
+        diffs.append("fping: killed after %ds (the case is wrong)" % DEFAULT_TIMEOUT)
+    for stream in case.streams():
+        if stream == "rc":
+            if ref["rc"] != ours["rc"]:
+                diffs.append(f"exit code: fping {ref['rc']}, ours {ours['rc']}")
+            continue
+        a, b = mask(ref[stream], case), mask(ours[stream], case)
+        if a != b:
+            name = {"out": "stdout", "err": "stderr"}[stream]
+            diff = difflib.unified_diff(a.split("\n"), b.split("\n"), f"fping {name}",
+                                        f"ours {name}", lineterm="", n=2)
+            diffs.append(f"{name} differs:\n" + "\n".join("    " + d for d in diff))
+    if "min_ms" in case.flags:
+        floor = float(case.flags["min_ms"])
+        for who, r in (("fping", ref), ("ours", ours)):
+            if r["elapsed_ms"] < floor:
+                diffs.append(f"{who} ended after {r['elapsed_ms']:.0f} ms, before {floor:.0f} ms")
+    if "sends" in case.flags:
+        target = case.flags["sends"]
+        runs = sends_by_run(netsim_err)
+        n_ref, n_ours = runs[0].count(target), runs[1].count(target)
+        if n_ref != n_ours:
+            diffs.append(f"requests to {target}: fping sent {n_ref}, ours {n_ours}")
+    return diffs
+
+
+def check_ours_only(case, ours):
+    """Options fping 5.1 lacks (5.5's): no oracle binary. Checks the exit code
+    (rc=N), that stdout is JSON objects with these top-level keys (json=K+K),
+    and the masked output against files/want/ID.out and ID.err, written from
+    fping's source."""
+    diffs = []
+    if "rc" in case.flags and ours["rc"] != int(case.flags["rc"]):
+        diffs.append(f"exit code {ours['rc']}, want {case.flags['rc']}")
+    if "json" in case.flags:
+        keys = set(case.flags["json"].split("+")) - {""}
+        lines = [x for x in ours["out"].split("\n") if x.strip()]
+        seen = set()
+        if not lines:
+            diffs.append("no JSON on stdout")
+        for x in lines:
+            try:
+                obj = json.loads(x)
+                if not isinstance(obj, dict):
+                    raise ValueError("not an object")
+                seen.update(obj)
+            except ValueError as e:
+                diffs.append(f"stdout line is not a JSON object ({e}): {x[:100]}")
+                break
+        if keys and seen != keys:
+            diffs.append(f"JSON objects have keys {sorted(seen)}, want {sorted(keys)}")
+    for stream in ("out", "err"):
+        path = os.path.join(HERE, "files", "want", f"{case.id}.{stream}")
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                want = f.read()
+            a, b = mask(want, case), mask(ours[stream], case)
+            if a != b:
+                name = {"out": "stdout", "err": "stderr"}[stream]
+                diff = difflib.unified_diff(a.split("\n"), b.split("\n"), f"want {name}",
+                                            f"ours {name}", lineterm="", n=2)
+                diffs.append(f"{name} differs:\n" + "\n".join("    " + d for d in diff))
+    return diffs
+
+
+def can_run(opts):
+    """Empty if the suite can run here, else why not."""
+    if os.geteuid() != 0:
+        return "needs root (private network and mount namespaces, netsim)"
+    if not os.path.exists(opts.fping):
+        return f"{opts.fping} is missing (Debian package fping)"
+    for path in (opts.tool, opts.netsim):
+        if not os.access(path, os.X_OK):
+            return f"{path} is not built"
+    if subprocess.run(["unshare", "-n", "-m", "true"]).returncode != 0:
+        return "cannot create private namespaces (unshare -n -m)"
+    return ""
+
+
+def summary_line(diffs):
+    first = diffs[0].split("\n")
+    if len(first) > 1:  # a diff: name its first changed lines
+        minus = next((x.strip()[1:] for x in first if x.strip().startswith("-")
+                      and not x.strip().startswith("---")), "")
+        plus = next((x.strip()[1:] for x in first if x.strip().startswith("+")
+                     and not x.strip().startswith("+++")), "")
+        return f"{first[0]} fping: {minus[:70]!r} ours: {plus[:70]!r}"
+    return first[0]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tool", help="the built icmpengine")
+    ap.add_argument("--netsim", help="the built tests/netsim")
+    ap.add_argument("--fping", default="/usr/bin/fping")
+    ap.add_argument("--cases", default=os.path.join(HERE, "cases"))
+    ap.add_argument("--expected", default=os.path.join(HERE, "expected-differences"))
+    ap.add_argument("-k", dest="pattern", help="only cases whose id matches this regex")
+    ap.add_argument("-v", "--verbose", action="store_true", help="print both outputs")
+    ap.add_argument("--inner", nargs=2, help=argparse.SUPPRESS)
+    opts = ap.parse_args()
+    if opts.inner:
+        return inner(*opts.inner)
+    if not opts.tool or not opts.netsim:
+        ap.error("--tool and --netsim are required")
+    opts.tool, opts.netsim = os.path.abspath(opts.tool), os.path.abspath(opts.netsim)
+
+    cases = read_cases(opts.cases)
+    expected = read_expected(opts.expected)
+    stale = sorted(set(expected) - {c.id for c in cases})
+    if stale:
+        print(f"fping_compat: expected-differences names unknown cases {stale}")
+        return 1
+    why = can_run(opts)
+    if why:
+        in_ci = os.environ.get("CI") == "true"
+        print(f"SKIP: fping_compat {why}." + (" CI=true: a skip is a failure." if in_ci else ""))
+        return 1 if in_ci else 77
+    if opts.pattern:
+        cases = [c for c in cases if re.search(opts.pattern, c.id)]
+
+    work = tempfile.mkdtemp(prefix="fping_compat.")
+    try:
+        for name, target in (("bin_fping", opts.fping), ("bin_ours", opts.tool)):
+            os.mkdir(os.path.join(work, name))
+            os.symlink(target, os.path.join(work, name, "fping"))
+        with open(os.path.join(work, "resolv.conf"), "w") as f:
+            f.write("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+        failed, explained, now_same = [], [], []
+        for case in cases:
+            diffs, results = run_case(case, opts, work)
+            if opts.verbose and results:
+                for who, r in results.items():
+                    print(f"--- {case.id} {who}: exit {r['rc']}, {r['elapsed_ms']:.0f} ms")
+                    print(r["out"] + r["err"], end="")
+            if not diffs:
+                status = "same" if case.id not in expected else "same (listed as different)"
+                if case.id in expected:
+                    now_same.append(case.id)
+            elif case.id in expected:
+                status = "expected difference: " + expected[case.id]
+                explained.append(case.id)
+            else:
+                status = "DIFFERS: " + summary_line(diffs)
+                failed.append((case.id, diffs))
+            print(f"{case.id}: {status}", flush=True)
+        for case_id, diffs in failed:
+            print(f"\n=== {case_id}")
+            print("\n".join(diffs))
+        print(f"\nfping_compat: {len(cases)} cases, {len(cases) - len(failed)} pass "
+              f"({len(explained)} expected differences), {len(failed)} differ")
+        if now_same:
+            print("fping_compat: now identical, remove from expected-differences: "
+                  + " ".join(now_same))
+        return 1 if failed else 0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
