@@ -20,7 +20,7 @@ The life of one case (a line of `cases`):
      below), compares stdout, stderr and the exit code, and for simulated
      cases the requests each run sent (netsim's records, split at the
      marker). A difference fails the case unless `expected-differences`
-     lists it with its reason.
+     lists that stream of that case with its reason.
 
 Only addresses inside the namespaces are pinged: 127.0.0.0/8, ::1 and the
 simulator's 198.18.0.0/16. Exit status: 0 all cases pass, 1 some differ,
@@ -95,13 +95,18 @@ def read_cases(path):
 
 
 def read_expected(path):
+    """{case id: (streams that may differ, reason)} from lines
+    `ID STREAM[+STREAM] REASON` (streams: out, err, rc)."""
     expected = {}
     with open(path, encoding="utf-8") as f:
-        for line in f:
+        for lineno, line in enumerate(f, 1):
             line = line.strip()
             if line and not line.startswith("#"):
-                case_id, _, reason = line.partition(" ")
-                expected[case_id] = reason.strip()
+                fields = line.split(None, 2)
+                streams = set(fields[1].split("+")) if len(fields) == 3 else set()
+                if not streams or not streams <= {"out", "err", "rc"}:
+                    raise ValueError(f"expected-differences:{lineno}: want ID out|err|rc[+...] REASON")
+                expected[fields[0]] = (streams, fields[2])
     return expected
 
 
@@ -284,46 +289,66 @@ def run_case(case, opts, work):
     p = subprocess.run(cmd + inner_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        timeout=4 * DEFAULT_TIMEOUT)
     if not os.path.exists(result_path):
-        return ["harness: the inner run failed (exit %d): %s" %
-                (p.returncode, p.stderr.decode(errors="replace").strip()[:800])], None
+        return [("other", "harness: the inner run failed (exit %d): %s" %
+                 (p.returncode, p.stderr.decode(errors="replace").strip()[:800]))], None
     with open(result_path, encoding="utf-8") as f:
         results = json.load(f)
     return compare(case, results, p.stderr.decode(errors="replace")), results
 
 
 def compare(case, results, netsim_err):
-    """The differences of one case, one string each (a diff is multi-line)."""
+    """The differences of one case: (out|err|rc|other, text), a diff multi-line."""
     diffs = []
     ours = results["ours"]
     if ours["timed_out"]:
-        diffs.append("ours: killed after %ds" % DEFAULT_TIMEOUT)
+        diffs.append(("other", "ours: killed after %ds" % DEFAULT_TIMEOUT))
     if "ours_only" in case.flags:
-        return diffs + check_ours_only(case, ours)
+        return diffs + [("other", d) for d in check_ours_only(case, ours)] + check_patterns(
+            case, ours)
     ref = results["fping"]
     if ref["timed_out"]:
-        diffs.append("fping: killed after %ds (the case is wrong)" % DEFAULT_TIMEOUT)
+        diffs.append(("other", "fping: killed after %ds (the case is wrong)" % DEFAULT_TIMEOUT))
     for stream in case.streams():
         if stream == "rc":
             if ref["rc"] != ours["rc"]:
-                diffs.append(f"exit code: fping {ref['rc']}, ours {ours['rc']}")
+                diffs.append(("rc", f"exit code: fping {ref['rc']}, ours {ours['rc']}"))
             continue
         a, b = mask(ref[stream], case), mask(ours[stream], case)
         if a != b:
             name = {"out": "stdout", "err": "stderr"}[stream]
             diff = difflib.unified_diff(a.split("\n"), b.split("\n"), f"fping {name}",
                                         f"ours {name}", lineterm="", n=2)
-            diffs.append(f"{name} differs:\n" + "\n".join("    " + d for d in diff))
+            diffs.append((stream, f"{name} differs:\n" + "\n".join("    " + d for d in diff)))
+    diffs += check_patterns(case, ours)
     if "min_ms" in case.flags:
         floor = float(case.flags["min_ms"])
         for who, r in (("fping", ref), ("ours", ours)):
             if r["elapsed_ms"] < floor:
-                diffs.append(f"{who} ended after {r['elapsed_ms']:.0f} ms, before {floor:.0f} ms")
+                diffs.append(("other",
+                              f"{who} ended after {r['elapsed_ms']:.0f} ms, before {floor:.0f} ms"))
     if "sends" in case.flags:
         target = case.flags["sends"]
         runs = sends_by_run(netsim_err)
         n_ref, n_ours = runs[0].count(target), runs[1].count(target)
         if n_ref != n_ours:
-            diffs.append(f"requests to {target}: fping sent {n_ref}, ours {n_ours}")
+            diffs.append(("other", f"requests to {target}: fping sent {n_ref}, ours {n_ours}"))
+    return diffs
+
+
+def check_patterns(case, ours):
+    """files/want/ID.out.re and ID.err.re: a regular expression that our
+    stdout or stderr must match (re.search), where fping is no oracle (an
+    expected difference says what ours should print instead)."""
+    diffs = []
+    for stream in ("out", "err"):
+        path = os.path.join(HERE, "files", "want", f"{case.id}.{stream}.re")
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                pattern = f.read().rstrip("\n")
+            if not re.search(pattern, ours[stream]):
+                name = {"out": "stdout", "err": "stderr"}[stream]
+                diffs.append(("other", f"ours {name} does not match {pattern!r}: "
+                                       f"{ours[stream][:200]!r}"))
     return diffs
 
 
@@ -381,7 +406,7 @@ def can_run(opts):
 
 
 def summary_line(diffs):
-    first = diffs[0].split("\n")
+    first = diffs[0][1].split("\n")
     if len(first) > 1:  # a diff: name its first changed lines
         minus = next((x.strip()[1:] for x in first if x.strip().startswith("-")
                       and not x.strip().startswith("---")), "")
@@ -436,20 +461,23 @@ def main():
                 for who, r in results.items():
                     print(f"--- {case.id} {who}: exit {r['rc']}, {r['elapsed_ms']:.0f} ms")
                     print(r["out"] + r["err"], end="")
-            if not diffs:
-                status = "same" if case.id not in expected else "same (listed as different)"
-                if case.id in expected:
-                    now_same.append(case.id)
-            elif case.id in expected:
-                status = "expected difference: " + expected[case.id]
+            allowed, reason = expected.get(case.id, (set(), ""))
+            unexplained = [d for d in diffs if d[0] not in allowed]
+            if unexplained:
+                status = "DIFFERS: " + summary_line(unexplained)
+                failed.append((case.id, unexplained))
+            elif diffs:
+                status = "expected difference: " + reason
                 explained.append(case.id)
+            elif case.id in expected:
+                status = "same (listed in expected-differences)"
+                now_same.append(case.id)
             else:
-                status = "DIFFERS: " + summary_line(diffs)
-                failed.append((case.id, diffs))
+                status = "same"
             print(f"{case.id}: {status}", flush=True)
         for case_id, diffs in failed:
             print(f"\n=== {case_id}")
-            print("\n".join(diffs))
+            print("\n".join(text for _, text in diffs))
         print(f"\nfping_compat: {len(cases)} cases, {len(cases) - len(failed)} pass "
               f"({len(explained)} expected differences), {len(failed)} differ")
         if now_same:

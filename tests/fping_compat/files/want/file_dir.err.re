@@ -1,0 +1,1 @@
+\Afping: [^\n]*files[^\n]*Is a directory\n\Z

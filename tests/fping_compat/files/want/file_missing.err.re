@@ -1,0 +1,1 @@
+\Afping: [^\n]*no-such-file[^\n]*No such file or directory\n\Z

@@ -1,0 +1,1 @@
+\Afping: [^\n]*out of range[^\n]*\n\Z
