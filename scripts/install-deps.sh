@@ -14,7 +14,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev       # the command-line tool
   libasio-dev                           # include/icmpengine/asio.hpp: its tests, example server, benchmarks
   iproute2 util-linux procps            # ip, unshare, nsenter, sysctl: private namespaces
-  fping iputils-ping                    # side-by-side figures
+  fping iputils-ping                    # side-by-side figures; fping: the oracle of tests/fping_compat
 )
 
 missing=()
