@@ -16,11 +16,14 @@ The life of one case (a line of `cases`):
      after a marker ping to 198.18.255.1 when simulated, with PATH starting at
      one holding `fping` -> the built tool. Both get the same arguments, stdin
      and, for -l, SIGINT after the same number of output lines.
-  3. The outer process masks the numbers that measure time (masking rules
-     below), compares stdout, stderr and the exit code, and for simulated
-     cases the requests each run sent (netsim's records, split at the
+  3. The outer process masks the numbers that measure time (masking.py),
+     compares stdout, stderr and the exit code, and for simulated cases the
+     requests each run sent (netsim's records, split at the
      marker). A difference fails the case unless `expected-differences`
      lists that stream of that case with its reason.
+
+Files: table.py reads the table and expected-differences, pair.py is the
+inner side, masking.py the masks, run.py (this) the outer side.
 
 Only addresses inside the namespaces are pinged: 127.0.0.0/8, ::1 and the
 simulator's 198.18.0.0/16. Exit status: 0 all cases pass, 1 some differ,
@@ -32,224 +35,18 @@ import difflib
 import json
 import os
 import re
-import shlex
 import shutil
-import signal
-import socket
-import struct
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-MARKER = "198.18.255.1"  # in the simulator's prefix, never in a case
+sys.dont_write_bytecode = True  # run from the source tree: leave it clean
+from masking import mask  # noqa: E402 (after the line above)
+from pair import MARKER, inner  # noqa: E402
+from table import HERE, read_cases, read_expected  # noqa: E402
+
 DEFAULT_TIMEOUT = 120.0  # seconds per command: far above any case's need
 
-
-# ---------------------------------------------------------------- the table
-
-
-class Case:
-    """One line of `cases`: ID SETUP FLAGS -- ARGS."""
-
-    def __init__(self, line, lineno):
-        head, sep, args = line.partition(" -- ")
-        if not sep:
-            raise ValueError(f"cases:{lineno}: no ' -- ' before the arguments")
-        fields = head.split()
-        if len(fields) != 3:
-            raise ValueError(f"cases:{lineno}: want ID SETUP FLAGS -- ARGS")
-        self.id, self.setup, flags = fields
-        self.args = shlex.split(args.replace("{files}", os.path.join(HERE, "files")))
-        self.flags = {}
-        if flags != "-":
-            for f in flags.split(","):
-                key, _, value = f.partition("=")
-                self.flags[key] = value
-        known = {"streams", "stdin", "sigint", "sort", "mask", "sends", "min_ms", "ours_only",
-                 "rc", "json"}
-        unknown = set(self.flags) - known
-        if unknown:
-            raise ValueError(f"cases:{lineno}: unknown flags {sorted(unknown)}")
-        if not (self.setup == "lo" or self.setup.startswith("sim:")):
-            raise ValueError(f"cases:{lineno}: SETUP is 'lo' or 'sim:PROFILE'")
-
-    def streams(self):
-        return self.flags.get("streams", "out+err+rc").split("+")
-
-
-def read_cases(path):
-    cases = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.rstrip("\n")
-            if line.strip() and not line.lstrip().startswith("#"):
-                cases.append(Case(line, lineno))
-    ids = [c.id for c in cases]
-    dup = {i for i in ids if ids.count(i) > 1}
-    if dup:
-        raise ValueError(f"cases: duplicate ids {sorted(dup)}")
-    return cases
-
-
-def read_expected(path):
-    """{case id: (streams that may differ, reason)} from lines
-    `ID STREAM[+STREAM] REASON` (streams: out, err, rc)."""
-    expected = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.strip()
-            if line and not line.startswith("#"):
-                fields = line.split(None, 2)
-                streams = set(fields[1].split("+")) if len(fields) == 3 else set()
-                if not streams or not streams <= {"out", "err", "rc"}:
-                    raise ValueError(f"expected-differences:{lineno}: want ID out|err|rc[+...] REASON")
-                expected[fields[0]] = (streams, fields[2])
-    return expected
-
-
-# ---------------------------------------------------------------- masking
-
-# Numbers that measure time or depend on it become placeholders; counts
-# (xmt/rcv, sequence numbers, bytes, targets) stay as printed.
-MASKS = [
-    (re.compile(r"\[\d+\.\d+\]"), "[TIME]"),  # -D (seconds since the epoch)
-    (re.compile(r"\[\d\d:\d\d:\d\d\]"), "[HH:MM:SS]"),  # -Q headers
-    (re.compile(r"min/avg/max = [\d.e+-]+/[\d.e+-]+/[\d.e+-]+"), "min/avg/max = A/B/C"),
-    (re.compile(r"outage\(ms\) = \d+"), "outage(ms) = O"),
-    (re.compile(r"\b\d+(\.\d+)?(e[+-]\d+)?(?= (ms|avg|sec)\b)"), "R"),
-    (re.compile(r"SET (min|avg|max) = \d+"), r"SET \1 = R"),
-    (re.compile(r"(?<![\d.])\d+\.\d+(?![\d.])"), "F"),  # not 127.0.0.1
-]
-# fping -C: "host : 0.05 - 0.04": every value is a time or "-".
-VCOUNT_LINE = re.compile(r"^(\S+ : )((?:[\d.]+|-)(?: (?:[\d.]+|-))*)$")
-COUNTS = [
-    (re.compile(r"xmt/rcv/%loss = \d+/\d+/\d+%"), "xmt/rcv/%loss = S/R/L%"),
-    (re.compile(r"SET (xmt|rcv|returned) = \d+"), r"SET \1 = N"),
-]
-LOSS = re.compile(r"\b\d+%")
-VERSION = re.compile(r"^(\S+: Version )\S+.*$")
-
-
-def mask(text, case):
-    kinds = set(case.flags.get("mask", "").split("+")) - {""}
-    out = []
-    for line in text.split("\n"):
-        m = VCOUNT_LINE.match(line)
-        if m:
-            line = m.group(1) + " ".join("-" if v == "-" else "R" for v in m.group(2).split())
-        for pattern, repl in MASKS:
-            line = pattern.sub(repl, line)
-        if "counts" in kinds:
-            for pattern, repl in COUNTS:
-                line = pattern.sub(repl, line)
-        if "loss" in kinds:
-            line = LOSS.sub("L%", line)
-        if "version" in kinds:
-            line = VERSION.sub(r"\1V", line)
-        out.append(line)
-    if "sort" in case.flags:
-        out = sorted(out)
-    return "\n".join(out)
-
-
-# ---------------------------------------------------------------- inner
-
-
-def marker_ping():
-    """One echo request to MARKER, so that netsim's records show where the
-    first run's requests end."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-    header = struct.pack("!BBHHH", 8, 0, 0, 0xF1, 0xF1)
-    payload = b"fping_compat marker"
-    data = header + payload
-    padded = data + b"\0" * (len(data) % 2)
-    total = sum(struct.unpack(f"!{len(padded) // 2}H", padded))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    data = header[:2] + struct.pack("!H", ~total & 0xFFFF) + header[4:] + payload
-    s.sendto(data, (MARKER, 0))
-    s.close()
-
-
-def run_one(argv, bindir, spec):
-    """Runs `fping ARGS` with bindir first on PATH; returns what it did."""
-    env = dict(os.environ, PATH=bindir + ":" + os.environ.get("PATH", "/usr/bin:/bin"),
-               LC_ALL="C")
-    stdin = subprocess.DEVNULL
-    if spec.get("stdin"):
-        stdin = open(os.path.join(HERE, "files", spec["stdin"]), "rb")
-    start = time.monotonic()
-    p = subprocess.Popen(["fping"] + argv, stdin=stdin, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, env=env)
-    lines = {"out": [], "err": []}
-    cond = threading.Condition()
-
-    def reader(name, stream):
-        for line in iter(stream.readline, b""):
-            with cond:
-                lines[name].append(line)
-                cond.notify_all()
-        with cond:
-            lines[name].append(None)  # end of stream
-            cond.notify_all()
-
-    threads = [threading.Thread(target=reader, args=(n, s))
-               for n, s in (("out", p.stdout), ("err", p.stderr))]
-    for t in threads:
-        t.start()
-    deadline = start + spec["timeout"]
-    timed_out = False
-    if spec.get("sigint"):
-        stream, _, n = spec["sigint"].rpartition(":")
-        stream, n = stream or "out", int(n)
-        with cond:
-            # The order comes from the output: SIGINT only once N lines are out.
-            while (len([x for x in lines[stream] if x is not None]) < n
-                   and None not in lines[stream] and time.monotonic() < deadline):
-                cond.wait(timeout=1.0)
-        if p.poll() is None:
-            p.send_signal(signal.SIGINT)
-    try:
-        rc = p.wait(timeout=max(1.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        p.kill()
-        rc = p.wait()
-    elapsed = time.monotonic() - start
-    for t in threads:
-        t.join()
-    if stdin is not subprocess.DEVNULL:
-        stdin.close()
-    joined = {k: b"".join(x for x in v if x is not None) for k, v in lines.items()}
-    return {"out": joined["out"].decode("utf-8", "backslashreplace"),
-            "err": joined["err"].decode("utf-8", "backslashreplace"),
-            "rc": rc, "elapsed_ms": elapsed * 1000.0, "timed_out": timed_out}
-
-
-def inner(spec_path, result_path):
-    with open(spec_path, encoding="utf-8") as f:
-        spec = json.load(f)
-    # No name lookup may leave: resolv.conf points at loopback, where nothing
-    # answers on port 53 (the namespace's own lo).
-    subprocess.run(["mount", "--bind", spec["resolv_conf"], "/etc/resolv.conf"], check=True)
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    with open("/proc/sys/net/ipv4/ping_group_range", "w") as f:
-        f.write("0 2147483647")
-    results = {}
-    if not spec.get("ours_only"):
-        results["fping"] = run_one(spec["args"], spec["bin_fping"], spec)
-    if spec["sim"]:
-        marker_ping()
-    results["ours"] = run_one(spec["args"], spec["bin_ours"], spec)
-    with open(result_path, "w", encoding="utf-8") as f:
-        json.dump(results, f)
-    return 0
-
-
-# ---------------------------------------------------------------- outer
 
 RECORD = re.compile(r"^netsim: #\d+ \S+ > (\S+) ")
 
