@@ -315,11 +315,15 @@ class engine_core {
     void handle_errqueue(ip_family family, std::int32_t res, std::int64_t realtime_offset);
     void process_message(ip_family family, const datagram& d, std::int64_t rx_mono);
     void act_on(const match_verdict& v, const ip_address& peer, std::uint16_t sequence,
-                bool is_error);
+                bool is_error, std::int64_t rx_mono);
+    /// rx_mono, or the harvest time if the kernel's timestamp is unusable
+    /// for a ping sent at tx_mono.
+    std::int64_t receive_time(std::int64_t rx_mono, std::int64_t tx_mono) const noexcept;
     void match_reply(const parsed_datagram& p, std::int64_t rx_mono);
     void match_error(ip_family family, const icmp_message& m, const ip_address& destination,
                      const ip_address& reporter, std::int64_t rx_mono, bool local);
-    void report_stray(stray_reply::kind what, const ip_address& from, std::uint16_t sequence);
+    void report_stray(stray_reply::kind what, const ip_address& from, std::uint16_t sequence,
+                      std::optional<std::chrono::nanoseconds> rtt);
 
     // engine_expiry.cpp
     void reconcile_timer();

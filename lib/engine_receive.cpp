@@ -232,17 +232,23 @@ void engine_core::process_message(ip_family family, const datagram& d, std::int6
 }
 
 void engine_core::act_on(const match_verdict& v, const ip_address& peer, std::uint16_t sequence,
-                         bool is_error) {
+                         bool is_error, std::int64_t rx_mono) {
+    // A stray echo reply's RTT, while its slot still holds the send time.
+    std::optional<std::chrono::nanoseconds> rtt;
+    if (!is_error && v.slot != no_slot && v.what != match_verdict::kind::matched) {
+        const std::int64_t tx_mono = m_slots[v.slot].tx_mono;
+        rtt = std::chrono::nanoseconds(receive_time(rx_mono, tx_mono) - tx_mono);
+    }
     switch (v.what) {
     case match_verdict::kind::matched:
         return;
     case match_verdict::kind::duplicate:
         ++m_stats.duplicate_replies;
-        report_stray(stray_reply::kind::duplicate, peer, sequence);
+        report_stray(stray_reply::kind::duplicate, peer, sequence, rtt);
         return;
     case match_verdict::kind::late:
         ++m_stats.late_replies;
-        report_stray(stray_reply::kind::late, peer, sequence);
+        report_stray(stray_reply::kind::late, peer, sequence, rtt);
         return;
     case match_verdict::kind::invalid:
         ++m_stats.invalid_packets; // forged, corrupted, or not ours at all
@@ -252,14 +258,22 @@ void engine_core::act_on(const match_verdict& v, const ip_address& peer, std::ui
     }
 }
 
+std::int64_t engine_core::receive_time(std::int64_t rx_mono, std::int64_t tx_mono) const noexcept {
+    const std::int64_t now = m_harvest_mono;
+    if (rx_mono <= 0 || rx_mono < tx_mono || rx_mono > now)
+        return now; // no usable kernel timestamp (or the wall clock stepped)
+    return rx_mono;
+}
+
 void engine_core::report_stray(stray_reply::kind what, const ip_address& from,
-                               std::uint16_t sequence) {
+                               std::uint16_t sequence,
+                               std::optional<std::chrono::nanoseconds> rtt) {
     if (!m_config.on_stray)
         return;
     // Called from the middle of a batch of completions: an exception must
     // not lose the rest of the batch (run() rethrows it at its end).
     try {
-        m_config.on_stray(stray_reply{what, from, sequence});
+        m_config.on_stray(stray_reply{what, from, sequence, rtt});
     } catch (...) {
         record_spawn_exception(std::current_exception());
     }
@@ -268,21 +282,20 @@ void engine_core::report_stray(stray_reply::kind what, const ip_address& from,
 void engine_core::match_reply(const parsed_datagram& p, std::int64_t rx_mono) {
     const icmp_message& m = p.message;
     const match_verdict v = m_matcher.match(m_slots, m, p.source, p.payload_length, false);
-    act_on(v, p.source, m.sequence, false);
+    act_on(v, p.source, m.sequence, false, rx_mono);
     if (v.what != match_verdict::kind::matched)
         return;
     const slot& s = m_slots[v.slot];
     // Truncated: a prefix of what we sent.
     const std::size_t payload_length =
         p.payload_length == unknown_length ? s.payload_size : p.payload_length;
-    const std::int64_t now = m_harvest_mono;
-    if (rx_mono <= 0 || rx_mono < s.tx_mono || rx_mono > now)
-        rx_mono = now; // no usable kernel timestamp (or the wall clock stepped)
+    rx_mono = receive_time(rx_mono, s.tx_mono);
     if (rx_mono > s.deadline) {
         // Arrived after its deadline: the ping timed out, the reply is late,
         // whatever order the timer and the reply were processed in.
         ++m_stats.late_replies;
-        report_stray(stray_reply::kind::late, p.source, m.sequence);
+        report_stray(stray_reply::kind::late, p.source, m.sequence,
+                     std::chrono::nanoseconds(rx_mono - s.tx_mono));
         end(v.slot, ping_status::timeout);
         return;
     }
@@ -300,13 +313,11 @@ void engine_core::match_error(ip_family family, const icmp_message& m,
                               const ip_address& destination, const ip_address& reporter,
                               std::int64_t rx_mono, bool local) {
     const match_verdict v = m_matcher.match(m_slots, m, destination, 0, true);
-    act_on(v, destination, m.sequence, true);
+    act_on(v, destination, m.sequence, true, rx_mono);
     if (v.what != match_verdict::kind::matched)
         return;
     const slot& s = m_slots[v.slot];
-    const std::int64_t now = m_harvest_mono;
-    if (rx_mono <= 0 || rx_mono < s.tx_mono || rx_mono > now)
-        rx_mono = now;
+    rx_mono = receive_time(rx_mono, s.tx_mono);
     if (rx_mono > s.deadline) {
         ++m_stats.late_replies;
         end(v.slot, ping_status::timeout);

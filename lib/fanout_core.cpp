@@ -2,6 +2,8 @@
 // detail::fanout_core: see fanout_core.hpp for the life of one ping.
 #include "fanout_core.hpp"
 
+#include <icmpengine/limits.hpp>
+
 #include <algorithm>
 #include <bit>
 #include <stdexcept>
@@ -30,12 +32,26 @@ steady::time_point aligned_start(steady::time_point sent, std::chrono::nanosecon
 
 } // namespace
 
+std::chrono::nanoseconds backoff_step(std::chrono::nanoseconds t, double backoff) noexcept {
+    // fping: `h->timeout *= backoff` with an int64_t timeout and a float
+    // factor: the product is a float, converted back by truncation.
+    const float product = static_cast<float>(t.count()) * static_cast<float>(backoff);
+    if (!(product < static_cast<float>(max_ping_timeout.count())))
+        return max_ping_timeout;
+    return std::chrono::nanoseconds(static_cast<std::int64_t>(product));
+}
+
 fanout_core::fanout_core(std::span<const ip_address> targets, const fanout_plan& plan,
-                         fanout_sink& sink, target_source source) noexcept
+                         fanout_sink& sink, target_source source)
     : m_targets(targets), m_plan(plan), m_sink(sink), m_source(source),
       m_target_bits(static_cast<unsigned>(std::bit_width(targets.size()))),
       m_target_mask((std::uint64_t{1} << m_target_bits) - 1),
-      m_count_limit(max_count(targets.size())) {}
+      m_count_limit(max_count(targets.size())) {
+    if (m_plan.until_reply && m_plan.end_early) {
+        m_tickets.resize(targets.size());
+        m_ended_early.resize(targets.size());
+    }
+}
 
 fanout_core::~fanout_core() {
     if (m_in_flight > 0 && m_eng != nullptr)
@@ -91,7 +107,8 @@ void fanout_core::request_stop() noexcept {
         m_stopping = true;
         m_source.stop();
         for (const next_ping& p : m_heap)
-            done_sending(p.target);
+            if (!ended_early(p.target)) // it was told already
+                done_sending(p.target);
         m_heap.clear();
     }
     if (m_sleeping)
@@ -163,16 +180,62 @@ bool fanout_core::fill_one(steady::time_point& now) {
     std::pop_heap(m_heap.begin(), m_heap.end(), later);
     const next_ping p = m_heap.back();
     m_heap.pop_back();
-    start(p.target, p.k, p.t0);
+    if (!ended_early(p.target)) // else dropped: its target sends no more
+        start(p.target, p.k, p.t0);
     return true;
 }
 
+std::chrono::nanoseconds fanout_core::timeout_for(std::size_t target, std::uint64_t k) {
+    if (!m_plan.timeouts.empty())
+        return m_plan.timeouts[target];
+    if (!m_plan.until_reply || m_plan.backoff == 1.0)
+        return m_plan.timeout;
+    // Attempt k's timeout, shared by every target: computed once, up to the
+    // attempt where it stops changing (the cap, or a factor that rounds to 1).
+    if (m_attempt_timeouts.empty())
+        m_attempt_timeouts.push_back(m_plan.timeout);
+    while (m_attempt_timeouts.size() <= k) {
+        const auto next = backoff_step(m_attempt_timeouts.back(), m_plan.backoff);
+        if (next == m_attempt_timeouts.back())
+            return next;
+        m_attempt_timeouts.push_back(next);
+    }
+    return m_attempt_timeouts[static_cast<std::size_t>(k)];
+}
+
+void fanout_core::end_early(std::size_t target, bool cancel) {
+    if (m_ended_early.empty() || m_ended_early[target] != 0)
+        return; // not a plan with end_early, or done already
+    m_ended_early[target] = 1;
+    if (m_tickets[target].handler != nullptr) {
+        // Its result (cancelled, or what the engine ended it with) comes to
+        // on_ping_result, which then sends no further attempt.
+        if (cancel)
+            m_eng->cancel(m_tickets[target]);
+        return;
+    }
+    // Between attempts: the next one waits in m_heap for its turn of the
+    // pace; fill_one drops it then. (No poke(): this runs inside the
+    // engine's receive path, where run()'s coroutine must not be resumed.)
+    done_sending(target);
+}
+
+bool fanout_core::in_flight_with_sequence(std::size_t target,
+                                          std::uint16_t sequence) const noexcept {
+    if (m_tickets.empty())
+        return false;
+    const ping_ticket& t = m_tickets[target];
+    return t.handler != nullptr && t.slot != 0xffffffffu &&
+           static_cast<std::uint16_t>(t.slot & 0xffffu) == sequence;
+}
+
 void fanout_core::start(std::size_t target, std::uint64_t k, steady::time_point t0) {
-    const std::chrono::nanoseconds timeout =
-        m_plan.timeouts.empty() ? m_plan.timeout : m_plan.timeouts[target];
+    const std::chrono::nanoseconds timeout = timeout_for(target, k);
     try {
-        m_eng->start_ping(m_targets[target], timeout, *this, k << m_target_bits | target,
-                          m_plan.ping);
+        const ping_ticket ticket = m_eng->start_ping(m_targets[target], timeout, *this,
+                                                     k << m_target_bits | target, m_plan.ping);
+        if (!m_tickets.empty())
+            m_tickets[target] = ticket;
     } catch (...) {
         if (k > 0)
             done_sending(target); // it sent before; it never will again
@@ -222,6 +285,8 @@ void fanout_core::on_ping_result(std::uint64_t cookie, const ping_result& result
     const auto target = static_cast<std::size_t>(cookie & m_target_mask);
     const std::uint64_t k = cookie >> m_target_bits;
     --m_in_flight;
+    if (!m_tickets.empty())
+        m_tickets[target] = {};
     try {
         m_sink.ended(target, k, result);
     } catch (...) {
@@ -229,7 +294,8 @@ void fanout_core::on_ping_result(std::uint64_t cookie, const ping_result& result
     }
     if (m_plan.until_reply) {
         // Single-shot: the next attempt after one that got no reply.
-        const bool again = !m_stopping && result.status != ping_status::reply &&
+        const bool again = !m_stopping && !ended_early(target) &&
+                           result.status != ping_status::reply &&
                            (m_plan.count == 0 || k + 1 < m_plan.count) && k + 1 < m_count_limit;
         try {
             if (!again)

@@ -55,6 +55,12 @@ struct fanout_plan {
     bool align_starts = false;
     /// One attempt at a time, the next when the last ended without a reply.
     bool until_reply = false;
+    /// With until_reply: attempt k waits series_options' attempt_timeout(k)
+    /// (ping_series.hpp), from `timeout` (not `timeouts`).
+    double backoff = 1.0;
+    /// With until_reply: keep each target's attempt in flight, so that
+    /// end_early() can cancel it (ping_fanout's late-reply credit).
+    bool end_early = false;
     /// Every ping's timeout, or one per target if `timeouts` is not empty.
     std::chrono::nanoseconds timeout{0};
     std::span<const std::chrono::nanoseconds> timeouts{};
@@ -64,6 +70,10 @@ struct fanout_plan {
     /// The least time between two sends of the fan-out; 0: unpaced.
     std::chrono::nanoseconds pace{0};
 };
+
+/// fping's backoff step: t * backoff in single precision (fping's `float
+/// backoff`), truncated to whole nanoseconds, capped at max_ping_timeout.
+std::chrono::nanoseconds backoff_step(std::chrono::nanoseconds t, double backoff) noexcept;
 
 /// Where the pings of a fan-out report, from inside engine::run().
 class fanout_sink {
@@ -166,7 +176,7 @@ class fanout_core final : public ping_handler {
   public:
     /// `targets`, `plan.timeouts` and `sink` must outlive the core.
     fanout_core(std::span<const ip_address> targets, const fanout_plan& plan, fanout_sink& sink,
-                target_source source) noexcept;
+                target_source source);
     /// Destroyed with pings in flight (its task was destroyed early): the
     /// engine forgets them.
     ~fanout_core();
@@ -191,6 +201,16 @@ class fanout_core final : public ping_handler {
     /// layer above failed for `target`).
     void fail(std::size_t target, std::exception_ptr e) noexcept;
     const fanout_error& error() const noexcept { return m_error; }
+
+    /// `target` sends no further attempt (plans with end_early; else a
+    /// no-op): the one in flight, if any, is cancelled if `cancel` (its
+    /// result comes as usual either way), and one waiting for its turn is
+    /// dropped (the sink hears done_sending() now). Idempotent.
+    void end_early(std::size_t target, bool cancel);
+    /// With end_early (else false): the attempt of `target` in flight went
+    /// out with this sequence number (the engine may have ended it already,
+    /// its result not delivered yet).
+    bool in_flight_with_sequence(std::size_t target, std::uint16_t sequence) const noexcept;
     /// The targets never started (after a stop), for a source of its own.
     std::pair<std::size_t, std::size_t> unstarted() const noexcept { return m_source.remaining(); }
 
@@ -210,6 +230,10 @@ class fanout_core final : public ping_handler {
     bool fill_one(steady::time_point& now);
     void start(std::size_t target, std::uint64_t k, steady::time_point t0);
     void schedule(const next_ping& p);
+    std::chrono::nanoseconds timeout_for(std::size_t target, std::uint64_t k);
+    bool ended_early(std::size_t target) const noexcept {
+        return !m_ended_early.empty() && m_ended_early[target] != 0;
+    }
     /// Tells the sink that `target` sends no more (if it follows sends).
     void done_sending(std::size_t target) noexcept {
         if (m_sink.follows_sends())
@@ -231,6 +255,13 @@ class fanout_core final : public ping_handler {
     std::uint64_t m_target_mask;
     std::uint64_t m_count_limit;
     std::vector<next_ping> m_heap;
+    /// With backoff: attempt k's timeout, up to where it stops growing.
+    std::vector<std::chrono::nanoseconds> m_attempt_timeouts;
+    /// With end_early: per target, its attempt in flight (handler null if
+    /// none) and whether it ended early (its entry in m_heap, if any, is
+    /// then skipped).
+    std::vector<ping_ticket> m_tickets;
+    std::vector<std::uint8_t> m_ended_early;
     std::size_t m_in_flight = 0;
     bool m_source_done = false;
     bool m_stopping = false;

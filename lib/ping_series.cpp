@@ -38,6 +38,10 @@ void validate(const fanout_options& o, std::size_t targets) {
     if (o.pace.count() < 0)
         throw std::invalid_argument(
             fmt::format("fanout_options: pace = {} ns: must not be negative", o.pace.count()));
+    if (!(s.backoff >= min_backoff && s.backoff <= max_backoff)) // NaN too
+        throw std::invalid_argument(fmt::format(
+            "series_options: backoff = {}: must be between {:.1f} and {:.1f} (fping's range)",
+            s.backoff, min_backoff, max_backoff));
 }
 
 detail::fanout_plan plan_for(const fanout_options& o) {
@@ -46,6 +50,8 @@ detail::fanout_plan plan_for(const fanout_options& o) {
             .period = s.period,
             .align_starts = o.pace.count() == 0,
             .until_reply = s.until_reply,
+            .backoff = s.backoff,
+            .end_early = s.until_reply && s.credit_late_replies,
             .timeout = s.timeout,
             .ping = s.ping,
             .pace = o.pace};
@@ -144,6 +150,41 @@ struct ping_fanout::state final : detail::fanout_sink {
         }
     }
 
+    /// fping's credit for a late reply (series_options::credit_late_replies):
+    /// whether `r` counts as series i's answer; if so the series ends alive.
+    bool credit(std::size_t i, const stray_reply& r) {
+        const series_options& o = options.series;
+        series_result& s = series[i];
+        if (!o.until_reply || !o.credit_late_replies || !r.rtt || s.sent == 0 || s.finished ||
+            done[i] != 0 || s.alive())
+            return false; // (sent == 0: a stray from a target not started yet)
+        // fping drops a reply older than the timeout of the try in flight.
+        // Which try that is: the one in flight; the next one if the reply
+        // answers the one in flight, which the engine has then ended (its
+        // result is on its way): fping would have sent the retry already.
+        std::uint64_t attempt = s.sent;
+        bool answers_in_flight = false;
+        if (s.in_flight > 0) {
+            attempt = s.sent - 1;
+            answers_in_flight = core.in_flight_with_sequence(i, r.sequence);
+            if (answers_in_flight) {
+                if (o.count != 0 && attempt + 1 >= o.count)
+                    return false; // the last try: fping has nothing in flight
+                ++attempt;
+            }
+        }
+        if (*r.rtt > attempt_timeout(o, attempt))
+            return false;
+        s.credited_rtt = *r.rtt;
+        ++progress.credited;
+        ++progress.targets_alive;
+        // A reply to the attempt in flight came after its deadline: the
+        // engine ends that attempt as a timeout right after this (or has),
+        // which is its honest fate; cancelling it would hide that.
+        core.end_early(i, !answers_in_flight);
+        return true;
+    }
+
     void finish(std::size_t i) noexcept {
         if (series[i].finished)
             return;
@@ -202,19 +243,20 @@ void ping_fanout::on_stray(const stray_reply& reply) {
     if (it == st.by_address.end() || st.addresses[*it] != reply.from)
         return;
     series_result& s = st.series[*it];
-    if (reply.what == stray_reply::kind::duplicate) {
-        s.statistics.add_duplicate();
-        ++st.progress.duplicates;
-    } else {
-        ++s.late_replies;
-        ++st.progress.late_replies;
-    }
-    if (!st.options.on_stray)
-        return;
-    // Called from the engine's completion processing: the exception goes
+    bool credited = false;
+    // Called from the engine's completion processing: an exception goes
     // where every callback's goes ("Callbacks").
     try {
-        st.options.on_stray(stray_event{*it, reply, s});
+        if (reply.what == stray_reply::kind::duplicate) {
+            s.statistics.add_duplicate();
+            ++st.progress.duplicates;
+        } else {
+            ++s.late_replies;
+            ++st.progress.late_replies;
+            credited = st.credit(*it, reply);
+        }
+        if (st.options.on_stray)
+            st.options.on_stray(stray_event{*it, reply, s, credited});
     } catch (...) {
         st.core.fail(*it, std::current_exception());
     }
@@ -238,6 +280,20 @@ const fanout_progress& ping_fanout::progress() const noexcept {
 
 const fanout_options& ping_fanout::options() const noexcept {
     return m_state->options;
+}
+
+std::chrono::nanoseconds attempt_timeout(const series_options& options,
+                                         std::uint64_t attempt) noexcept {
+    std::chrono::nanoseconds t = options.timeout;
+    if (!options.until_reply || options.backoff == 1.0)
+        return t;
+    for (std::uint64_t k = 0; k < attempt; ++k) {
+        const std::chrono::nanoseconds next = detail::backoff_step(t, options.backoff);
+        if (next == t)
+            break; // capped, or a factor that rounds to 1: it stays
+        t = next;
+    }
+    return t;
 }
 
 namespace {

@@ -21,9 +21,10 @@ match_verdict invalid(const char* why) noexcept {
 
 /// A genuine answer to a ping that has ended: a duplicate if that ping had
 /// its reply (an error after a reply counts as late), otherwise late.
-match_verdict stale(slot_outcome outcome, bool is_error) noexcept {
+/// `index`: the slot, if it still describes that ping's use.
+match_verdict stale(slot_outcome outcome, bool is_error, std::uint32_t index) noexcept {
     const bool duplicate = !is_error && outcome == slot_outcome::reply;
-    return {duplicate ? verdict_kind::duplicate : verdict_kind::late, no_slot, nullptr};
+    return {duplicate ? verdict_kind::duplicate : verdict_kind::late, index, nullptr};
 }
 
 /// Raw IPv4 sockets deliver the IP header too: parses it into `out`,
@@ -161,7 +162,7 @@ match_verdict reply_matcher::match_token(const slot_table& slots, const icmp_mes
     const bool prefix_only = is_error || payload_length == unknown_length;
     if (prefix_only) {
         if (!current) // about an earlier use of a reused slot: unverifiable
-            return is_error ? stale(slot_outcome::other, is_error)
+            return is_error ? stale(slot_outcome::other, is_error, no_slot)
                             : invalid("truncated reply to a reused slot");
         sent_size = s.payload_size;
     }
@@ -182,7 +183,7 @@ match_verdict reply_matcher::match_token(const slot_table& slots, const icmp_mes
     return stale(current                            ? s.outcome
                  : t.generation + 1 == s.generation ? s.prev_outcome
                                                     : slot_outcome::other,
-                 is_error);
+                 is_error, current ? t.slot : no_slot);
 }
 
 match_verdict reply_matcher::match_tokenless(const slot_table& slots, const icmp_message& m,
@@ -191,14 +192,17 @@ match_verdict reply_matcher::match_tokenless(const slot_table& slots, const icmp
     // Among the slots that share the sequence (index modulo 2^16).
     std::optional<std::uint32_t> found;
     std::optional<slot_outcome> ended;
+    std::uint32_t ended_index = no_slot;
     for (std::size_t i = m.sequence; i < slots.size(); i += 65536) {
         const auto index = static_cast<std::uint32_t>(i);
         const slot& s = slots[index];
         if (!same_host(s.target, peer))
             continue;
         if (s.state != slot_state::in_flight) {
-            if (!s.has_token)
+            if (!s.has_token) {
                 ended = s.outcome;
+                ended_index = index;
+            }
             continue;
         }
         if (!is_error &&
@@ -220,7 +224,7 @@ match_verdict reply_matcher::match_tokenless(const slot_table& slots, const icmp
         return matched(*found);
     }
     if (ended)
-        return stale(*ended, is_error);
+        return stale(*ended, is_error, ended_index);
     return invalid("no ping of ours");
 }
 

@@ -77,7 +77,10 @@ struct match_verdict {
         invalid,   ///< forged, corrupted, ambiguous, or not ours at all
     };
     kind what = kind::invalid;
-    std::uint32_t slot = no_slot; ///< when matched
+    /// When matched: the ping's slot. When duplicate or late: the slot of
+    /// the ping it answers while the slot still describes that ping (not
+    /// used for another since), else no_slot.
+    std::uint32_t slot = no_slot;
     const char* reason = nullptr; ///< when invalid: why, for the log
 };
 

@@ -292,6 +292,12 @@ TEST_CASE("duplicates, late replies and ICMP errors are attributed to their targ
                      .on_stray = [&](const icmpengine::stray_event& e) {
                          strays.emplace_back(e.target, e.reply.what);
                          CHECK(e.series.target == fan.series()[e.target].target);
+                         CHECK_FALSE(e.credited);
+                         // The engine still knows the send of the ping each
+                         // answers: the late ones came 2 s after it.
+                         CHECK(e.reply.rtt.has_value());
+                         if (e.reply.what == stray_reply::kind::late && e.reply.rtt)
+                             CHECK(*e.reply.rtt >= 2s);
                      }});
     // The late replies come 2 s after their pings, after the fan-out ended:
     // the loop keeps turning until the engine has counted all of them.

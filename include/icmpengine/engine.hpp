@@ -72,6 +72,13 @@ struct stray_reply {
     kind what = kind::late;
     ip_address from{};
     std::uint16_t sequence = 0;
+    /// For an echo reply: its round-trip time, from the send of the ping it
+    /// answers (kernel receive timestamp, as ping_result::rtt), while the
+    /// engine still knows that send: until the ping's slot is used for
+    /// another ping (the engine reuses slots only once it has 65,536, the
+    /// longest-free first). Unset for an ICMP error about an ended ping and
+    /// for a reply whose slot was reused.
+    std::optional<std::chrono::nanoseconds> rtt{};
 };
 
 /// Engine-wide settings. The defaults suit anything from one ping to a

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <stop_token>
 #include <vector>
@@ -46,6 +47,27 @@ struct series_options {
     /// next as soon as the previous one ended without a reply, at most
     /// `count` in all; the series ends at the first reply. `period` is unused.
     bool until_reply = false;
+    /// Single-shot mode only (fping -B; fping ignores it with -c, -C, -l, and
+    /// so does the series without `until_reply`): attempt k waits
+    /// attempt_timeout(*this, k), `timeout` times backoff^k as fping computes
+    /// it. From min_backoff to max_backoff; 1.0 leaves every attempt's
+    /// timeout at `timeout`.
+    double backoff = 1.0;
+    /// Single-shot mode only: fping's credit for a late reply. While the
+    /// series runs, a late echo reply from the target (to one of its
+    /// attempts that timed out; routed through ping_fanout::on_stray) whose
+    /// RTT, from the send of the attempt it answers, is at most the timeout
+    /// of the attempt in flight counts as the series' answer: the attempt in
+    /// flight is cancelled (engine::cancel), no further attempt is sent, and
+    /// the series ends alive with series_result::credited_rtt. If the reply
+    /// answers the attempt in flight itself (it came after its deadline,
+    /// before the engine reported the timeout) the bound is the next
+    /// attempt's timeout, as fping has sent that retry by then; it is not
+    /// credited if no attempt is left, and the attempt ends as `timeout`.
+    /// What stays honest: see series_result. fping 5.x credits in its
+    /// default mode only (with -c, -C and -l it drops a reply older than
+    /// -t): this has no effect without `until_reply`.
+    bool credit_late_replies = false;
     /// Keep every ping's result in series_result::results. Memory grows with
     /// the number of pings: turn it off for long loops and large fan-outs.
     bool keep_results = true;
@@ -71,8 +93,19 @@ struct series_result {
     ping_statistics statistics;
     /// Late stray replies attributed to this target (stray_reply::kind::late:
     /// a genuine reply to a ping that had already ended; it does not turn a
-    /// timeout into a reply).
+    /// timeout into a reply). A credited one is counted here too.
     std::uint64_t late_replies = 0;
+    /// With series_options::credit_late_replies: the RTT of the late reply
+    /// credited to the series (from the send of the attempt it answers), as
+    /// fping prints it ("is alive (602 ms)"). Nothing else changes: the
+    /// attempt it answers stays a `timeout` in results and statistics, the
+    /// attempt in flight (if another) ends `cancelled` (in results and
+    /// statistics.cancelled(), no part of the other statistics), and
+    /// statistics.received() does not count the credited reply. fping's own
+    /// count for the target is one more reply (and one more ping "sent",
+    /// since fping counts a ping when its fate is known): add it when printing
+    /// fping's numbers. Unset when no reply was credited.
+    std::optional<std::chrono::nanoseconds> credited_rtt{};
     /// Pings handed to the engine (as engine_stats::sent), and of those the
     /// ones that have not ended yet.
     std::uint64_t sent = 0;
@@ -80,8 +113,8 @@ struct series_result {
     /// No ping in flight and none to come.
     bool finished = false;
 
-    /// At least one echo reply arrived.
-    bool alive() const noexcept { return statistics.received() > 0; }
+    /// At least one echo reply arrived in time, or a late one was credited.
+    bool alive() const noexcept { return statistics.received() > 0 || credited_rtt.has_value(); }
 };
 
 /// One ping's fate, as ping_fanout reports it.
@@ -102,6 +135,9 @@ struct stray_event {
     const stray_reply& reply;
     /// The series, with the stray already counted.
     const series_result& series;
+    /// This late reply was credited to the series
+    /// (series_options::credit_late_replies; series.credited_rtt is set).
+    bool credited = false;
 };
 
 struct fanout_options {
@@ -137,7 +173,7 @@ struct fanout_options {
 struct fanout_progress {
     std::size_t targets = 0;
     std::size_t targets_finished = 0;
-    /// Targets with at least one reply so far.
+    /// Targets with at least one reply so far, or a credited late reply.
     std::size_t targets_alive = 0;
     std::uint64_t sent = 0; ///< pings handed to the engine
     std::uint64_t replies = 0;
@@ -147,7 +183,9 @@ struct fanout_progress {
     std::uint64_t cancelled = 0;
     std::uint64_t in_flight = 0;
     std::uint64_t duplicates = 0;
-    std::uint64_t late_replies = 0;
+    std::uint64_t late_replies = 0; ///< credited ones included
+    /// Late replies credited (series_options::credit_late_replies).
+    std::uint64_t credited = 0;
 };
 
 /// Runs one series per target, all at once, on one engine, with an optional
@@ -170,7 +208,8 @@ class ICMPENGINE_API ping_fanout {
   public:
     /// Throws std::invalid_argument naming the value for a timeout or a
     /// payload size out of range (limits.hpp), a period that is not positive
-    /// (when more than one ping is sent on a schedule) or a negative pace.
+    /// (when more than one ping is sent on a schedule), a backoff outside
+    /// [min_backoff, max_backoff] or a negative pace.
     explicit ping_fanout(std::span<const ip_address> targets, fanout_options options = {});
     ~ping_fanout();
     ping_fanout(const ping_fanout&) = delete;
@@ -203,6 +242,22 @@ class ICMPENGINE_API ping_fanout {
     struct state;
     std::unique_ptr<state> m_state;
 };
+
+/// fping's range for series_options::backoff (MIN_BACKOFF_FACTOR,
+/// MAX_BACKOFF_FACTOR).
+inline constexpr double min_backoff = 1.0;
+inline constexpr double max_backoff = 5.0;
+
+/// The timeout of attempt k (0, 1, ...) of a single-shot series: with
+/// `until_reply` and a backoff other than 1.0, fping's arithmetic exactly:
+/// t(0) = timeout and t(k+1) = t(k) * backoff computed in single precision
+/// (fping's `float backoff`) and truncated to whole nanoseconds, capped at
+/// max_ping_timeout. Otherwise `timeout` for every attempt. With fping's
+/// defaults (500 ms, 1.5) the attempts wait 500 ms, 750 ms,
+/// 1,124,999,936 ns and 1,687,499,904 ns: 4,062,499,840 ns for 1 + 3 tries.
+/// Linear in k (until the cap).
+ICMPENGINE_API std::chrono::nanoseconds attempt_timeout(const series_options& options,
+                                                        std::uint64_t attempt) noexcept;
 
 /// One series to one target (the original engine's Pinger): ping k is sent at
 /// t0 + k * period without waiting for earlier replies; returns every ping's

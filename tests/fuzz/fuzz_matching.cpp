@@ -692,8 +692,14 @@ void deliver(model_engine& e, const std::optional<delivery>& packet) {
         o = process_message(e, datagram{d.data, d.full_length, d.peer, 0});
     }
     const match_verdict& v = o.verdict;
-    if (v.what != verdict_kind::matched && v.slot != no_slot)
-        violation(e, d, o, "a verdict other than matched names a slot");
+    if (v.what == verdict_kind::invalid && v.slot != no_slot)
+        violation(e, d, o, "an invalid packet names a slot");
+    // A duplicate or late answer may name the slot of the ended ping it
+    // answers (for its RTT): never one in flight, never another host's.
+    if ((v.what == verdict_kind::duplicate || v.what == verdict_kind::late) && v.slot != no_slot &&
+        (v.slot >= e.slots.size() || e.slots[v.slot].state == slot_state::in_flight ||
+         (!d.errqueue && !same_host_spec(e.slots[v.slot].target, d.peer))))
+        violation(e, d, o, "a duplicate or late answer names a slot it does not answer");
     if (o.was_matched() && !genuine_for(e, d, v.slot, o.message))
         violation(e, d, o, "a packet that is not a genuine answer matched a ping");
     if (o.was_matched()) {

@@ -65,6 +65,10 @@ ie::fanout_options fanout_options_for(const settings& s, reporter& report) {
     options.series.timeout = s.timeout_ns;
     options.series.ping.payload_size = s.size;
     options.series.until_reply = s.mode == run_mode::single_shot;
+    // fping: -B and the credit of a late reply apply to the default mode only
+    // (with -c, -C, -l it ignores -B and drops replies older than -t).
+    options.series.backoff = s.mode == run_mode::single_shot ? s.backoff : 1.0;
+    options.series.credit_late_replies = s.mode == run_mode::single_shot;
     options.series.keep_results = false;
     options.series.rtt_history = s.vector_output ? static_cast<std::size_t>(s.count) : 0;
     options.pace = s.pace;
