@@ -135,14 +135,25 @@ void text_reporter::ping(const ie::ping_event& e) {
     }
     if (r.status == ie::ping_status::cancelled)
         return;
+    last_reply& last = m_last[e.target];
     if (r.status == ie::ping_status::reply) {
-        m_last[e.target] = {
-            r.sequence, e.index, r.bytes + 8, r.rtt, std::chrono::steady_clock::now(), true};
+        // Field by field: its pending duplicates stay.
+        last.sequence = r.sequence;
+        last.index = e.index;
+        last.bytes = r.bytes + 8;
+        last.rtt = r.rtt;
+        last.at = std::chrono::steady_clock::now();
+        last.valid = true;
         if (e.series.statistics.received() == 1)
             first_reply(e);
     }
     if (m_per_recv)
         per_reply_line(e);
+    if (r.status == ie::ping_status::reply && last.pending_duplicates > 0 &&
+        last.pending_sequence == r.sequence) {
+        for (; last.pending_duplicates > 0; --last.pending_duplicates)
+            duplicate_line(e.target, last.pending_from, e.series.target);
+    }
 }
 
 void text_reporter::icmp_error(const ie::ping_event& e) {
@@ -225,21 +236,36 @@ std::string text_reporter::reply_extras(const ie::ping_result& r) const {
     return x;
 }
 
+bool text_reporter::prints_duplicates() const {
+    return m_settings.mode != run_mode::loop && !m_per_recv;
+}
+
 void text_reporter::stray(const ie::stray_event& e) {
-    // fping discards late replies silently, and prints duplicates only
-    // where it prints no line per reply.
-    const settings& s = m_settings;
-    if (e.reply.what != ie::stray_reply::kind::duplicate || s.mode == run_mode::loop || m_per_recv)
+    // fping discards late replies silently.
+    if (e.reply.what != ie::stray_reply::kind::duplicate || !prints_duplicates())
         return;
-    const last_reply& last = m_last[e.target];
-    if (!last.valid || last.sequence != e.reply.sequence)
+    last_reply& last = m_last[e.target];
+    if (last.valid && last.sequence == e.reply.sequence) {
+        duplicate_line(e.target, e.reply.from, e.series.target);
         return;
-    // The duplicate's RTT: the original's plus the time between the two.
-    const auto rtt = last.rtt + (std::chrono::steady_clock::now() - last.at);
-    std::string line = fmt::format("{} : duplicate for [{}], {} bytes, {} ms", m_names[e.target],
-                                   last.index, last.bytes, format_ms(to_ms(rtt)));
-    if (e.reply.from != e.series.target)
-        line += fmt::format(" [<- {}]", e.reply.from.to_string());
+    }
+    if (last.pending_duplicates == 0 || last.pending_sequence != e.reply.sequence)
+        last.pending_duplicates = 0;
+    last.pending_sequence = e.reply.sequence;
+    last.pending_from = e.reply.from;
+    ++last.pending_duplicates;
+}
+
+void text_reporter::duplicate_line(std::size_t target, const ie::ip_address& from,
+                                   const ie::ip_address& address) {
+    const last_reply& last = m_last[target];
+    // The duplicate's RTT: the original's plus the time between the two
+    // (the engine does not time duplicates itself).
+    const auto since = std::chrono::steady_clock::now() - last.at;
+    std::string line = fmt::format("{} : duplicate for [{}], {} bytes, {} ms", m_names[target],
+                                   last.index, last.bytes, format_ms(to_ms(last.rtt + since)));
+    if (from != address)
+        line += fmt::format(" [<- {}]", from.to_string());
     m_lines.err(line);
 }
 

@@ -37,9 +37,21 @@ class text_reporter final : public reporter {
         std::chrono::nanoseconds rtt{0};
         std::chrono::steady_clock::time_point at{};
         bool valid = false;
+        /// Duplicates of a reply whose ping event has not come yet (the
+        /// engine reports a duplicate as soon as it sees it, and may see it
+        /// before the fan-out reports the ping).
+        std::uint16_t pending_sequence = 0;
+        std::uint32_t pending_duplicates = 0;
+        ie::ip_address pending_from{};
     };
 
     void first_reply(const ie::ping_event& e);
+    /// fping's "TARGET : duplicate for [i], N bytes, RTT ms" on stderr.
+    void duplicate_line(std::size_t target, const ie::ip_address& from,
+                        const ie::ip_address& address);
+    /// Whether fping prints duplicates: not in loop mode, nor where a line
+    /// per reply is printed.
+    bool prints_duplicates() const;
     void per_reply_line(const ie::ping_event& e);
     void icmp_error(const ie::ping_event& e);
     /// " [<- ADDRESS]" on stderr when the reply came from elsewhere.
