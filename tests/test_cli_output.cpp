@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -363,4 +364,16 @@ TEST_CASE("late replies print nothing; fping's exit code with -x", "[cli][output
     const program_output x = ours({"-x", "1", "-t", "50", "-r", "0", "198.18.0.9", "127.0.0.1"});
     CHECK(x.status == 0);
     CHECK(x.out == "Enough hosts reachable (required: 1, reachable: 1)\n");
+}
+
+TEST_CASE("-X N ends the run once N targets answered (fping 5.5)", "[cli][output]") {
+    testing::network_simulator sim(testing::simulated("198.18.0.9:loss=1", "cli output -X"));
+    // Without -X the silent target would hold the run for its 60 s timeout.
+    const auto started = std::chrono::steady_clock::now();
+    const program_output r = ours({"-X", "1", "-t", "60000", "-r", "0", "198.18.0.9", "127.0.0.1"});
+    const auto took = std::chrono::steady_clock::now() - started;
+    INFO(r.out << r.err);
+    CHECK(r.status == 0);
+    CHECK(r.out == "Enough hosts reachable (required: 1, reachable: 1)\n");
+    CHECK(took < std::chrono::seconds(30));
 }

@@ -121,7 +121,8 @@ int ping_targets(settings& s, const ie::target_list& list, reporter& report, lin
                      started,
                      unresolved,
                      s.mode == run_mode::single_shot ? std::chrono::nanoseconds{0}
-                                                     : s.report_interval};
+                                                     : s.report_interval,
+                     s.fast_reachable ? std::size_t{s.min_reachable} : 0};
     eng.spawn(watch.run());
     eng.run(fan.run(eng));
     eng.stop(); // ends the supervisor

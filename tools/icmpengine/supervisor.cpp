@@ -41,6 +41,10 @@ ie::task<void> supervisor::run() {
             report.interval(fan.series(), run_status{false, interrupted, unresolved, now - started,
                                                      std::nullopt, false});
         }
+        if (stop_when_alive > 0 && !cancelled && fan.progress().targets_alive >= stop_when_alive) {
+            cancelled = true;
+            eng.stop();
+        }
         if (report_every.count() > 0 && now >= next_report) {
             report.interval(fan.series(), run_status{false, interrupted, unresolved, now - started,
                                                      std::nullopt, true});

@@ -31,6 +31,10 @@ struct supervisor {
     /// -Q SECS (zero: none): an interval report every SECS, in count and
     /// loop modes, as fping's main loop prints them.
     std::chrono::nanoseconds report_every{0};
+    /// -X N (fping 5.5's --fast-reachable; zero: off): once N targets have
+    /// answered, the run ends at once, the pings in flight cancelled (fping
+    /// leaves its main loop; pings without an answer are not counted).
+    std::size_t stop_when_alive = 0;
     bool interrupted = false; ///< a first SIGINT/SIGTERM: no more pings sent
     bool cancelled = false;   ///< a second one: the pings in flight cancelled
 
