@@ -139,7 +139,7 @@ std::string text_reporter::vector_line(std::size_t i, const ie::series_result& r
 
 void text_reporter::interval(std::span<const ie::series_result>, const run_status& run) {
     const settings& s = m_settings;
-    if (s.netdata && run.periodic && !m_json) {
+    if (s.netdata && run.periodic) { // fping: -N before -J
         netdata();
         return;
     }
