@@ -18,6 +18,12 @@ void line_output::err(std::string_view line) {
         flush_err();
 }
 
+void line_output::err_fragment(std::string_view text) {
+    m_err.append(text);
+    if (m_holding == 0)
+        flush_err();
+}
+
 void line_output::release_errors() {
     if (--m_holding == 0)
         flush_err();

@@ -18,6 +18,9 @@ class line_output {
 
     void out(std::string_view line);
     void err(std::string_view line);
+    /// Part of a stderr line, without its newline (fping writes " [<- ADDR]"
+    /// to stderr in the middle of a stdout line).
+    void err_fragment(std::string_view text);
     /// While held, stderr lines are collected and written at release.
     void hold_errors() noexcept { ++m_holding; }
     void release_errors();

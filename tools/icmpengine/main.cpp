@@ -10,8 +10,10 @@
 //                    an invalid command line exits 3 here.
 //  2. targets.cpp    reads the targets (arguments, -f FILE, stdin, -g) into
 //                    a target_list, and the name to print for each.
-//  3. main.cpp       makes the reporter (report_text.cpp: fping's lines;
-//                    report_json.cpp: --json), reports names that did not
+//  3. main.cpp       makes the reporter (report.cpp chooses: report_text.cpp
+//                    and report_summary.cpp: fping's lines, or with -J
+//                    report_fping_json.cpp's objects; report_json.cpp:
+//                    --json-lines), reports names that did not
 //                    resolve, builds the ping_fanout and the engine, and opens
 //                    the sockets the targets need (exit 4 if refused).
 //  4. signals.cpp    installs the SIGINT/SIGTERM/SIGQUIT handlers, which only
@@ -26,8 +28,6 @@
 #include "line_output.hpp"
 #include "options.hpp"
 #include "report.hpp"
-#include "report_json.hpp"
-#include "report_text.hpp"
 #include "signals.hpp"
 #include "supervisor.hpp"
 #include "targets.hpp"
@@ -47,13 +47,6 @@
 
 namespace icmpengine_cli {
 namespace {
-
-std::unique_ptr<reporter> make_reporter(const settings& s, std::vector<std::string> names,
-                                        line_output& lines) {
-    if (s.json)
-        return std::make_unique<json_reporter>(s, std::move(names), lines);
-    return std::make_unique<text_reporter>(s, std::move(names), lines);
-}
 
 /// What the fan-out does for each target, and where it reports.
 ie::fanout_options fanout_options_for(const settings& s, reporter& report) {
@@ -125,7 +118,15 @@ int ping_targets(settings& s, const ie::target_list& list, reporter& report, lin
     install_signal_handlers();
     const auto started = std::chrono::steady_clock::now();
     report.start(fan.series().size());
-    supervisor watch{eng, fan, report, lines, started, unresolved};
+    supervisor watch{eng,
+                     fan,
+                     report,
+                     lines,
+                     started,
+                     unresolved,
+                     s.mode == run_mode::single_shot ? std::chrono::nanoseconds{0}
+                                                     : s.report_interval,
+                     s.fast_reachable ? std::size_t{s.min_reachable} : 0};
     eng.spawn(watch.run());
     eng.run(fan.run(eng));
     eng.stop(); // ends the supervisor
@@ -134,9 +135,7 @@ int ping_targets(settings& s, const ie::target_list& list, reporter& report, lin
     std::size_t alive = 0;
     for (const ie::series_result& r : fan.series())
         alive += r.alive() ? 1 : 0;
-    const int code = unresolved > 0                 ? exit_unresolved
-                     : alive == fan.series().size() ? exit_all_alive
-                                                    : exit_unreachable;
+    const int code = final_exit_code(s, fan.series().size(), alive, unresolved);
     report.summary(fan.series(), run_status{true, watch.interrupted, unresolved,
                                             std::chrono::steady_clock::now() - started, code});
     std::fflush(stdout);

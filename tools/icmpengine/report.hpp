@@ -1,15 +1,24 @@
 // SPDX-License-Identifier: MIT
-// What icmpengine reports, and when: one interface, two formats.
-// report_text.hpp prints fping's lines; report_json.hpp prints JSON Lines
-// (schema: tools/icmpengine.schema.json).
+// What icmpengine reports, and when: one interface, three formats.
+// report_text.hpp prints fping's lines, or with -J fping 5.5's JSON objects
+// (report_fping_json.hpp); report_json.hpp prints our JSON Lines
+// (--json-lines, schema: tools/icmpengine.schema.json).
 #pragma once
+
+#include "line_output.hpp"
+#include "options.hpp"
 
 #include <icmpengine/icmpengine.hpp>
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
+#include <string>
+#include <string_view>
+#include <vector>
 
 namespace icmpengine_cli {
 
@@ -17,17 +26,18 @@ namespace ie = ::icmpengine;
 
 /// The run as a summary sees it.
 struct run_status {
-    bool final = false; ///< false for an interim summary (SIGQUIT)
+    bool final = false; ///< false for an interim summary (SIGQUIT, -Q)
     bool interrupted = false;
     std::size_t unresolved = 0;
     std::chrono::nanoseconds elapsed{0};
     std::optional<int> exit_code; ///< final summaries only
+    bool periodic = false;        ///< an interval report that -Q scheduled (not SIGQUIT)
 };
 
 /// Everything the tool prints about targets and pings, in the order of the
 /// run: failures to resolve, the start, each ping and stray reply (from
-/// inside the fan-out's callbacks), then summaries. Target i of the
-/// fan-out is names[i] of the reporter's constructor.
+/// inside the fan-out's callbacks), interval reports, then the summary.
+/// Target i of the fan-out is names[i] of the reporter's constructor.
 class reporter {
   public:
     virtual ~reporter() = default;
@@ -35,9 +45,22 @@ class reporter {
     virtual void start(std::size_t targets) = 0;
     virtual void ping(const ie::ping_event& e) = 0;
     virtual void stray(const ie::stray_event& e) = 0;
+    /// An interval report: every -Q SECS, and at each SIGQUIT (fping's
+    /// "splits": the counts since the previous report).
+    virtual void interval(std::span<const ie::series_result> series, const run_status& run) = 0;
     /// Per-target results and the totals.
     virtual void summary(std::span<const ie::series_result> series, const run_status& run) = 0;
 };
+
+/// The reporter the settings ask for: --json-lines, -J, or fping's text.
+std::unique_ptr<reporter> make_reporter(const settings& s, std::vector<std::string> names,
+                                        line_output& lines);
+
+/// The exit code of a finished run, as fping's: with -x N, 0 if at least N
+/// targets answered, else 1; otherwise 2 if a name did not resolve, 1 if a
+/// target did not answer, 0 if all did.
+int final_exit_code(const settings& s, std::size_t targets, std::size_t alive,
+                    std::size_t unresolved);
 
 inline double to_ms(std::chrono::nanoseconds d) {
     return static_cast<double>(d.count()) / 1e6;
@@ -46,10 +69,35 @@ inline double to_ms(ie::ping_statistics::rtt_duration d) {
     return d.count() / 1e6;
 }
 
-/// Seconds since the epoch, as the time stamps (-D, --json) show them.
+/// Milliseconds as fping prints them (its sprint_tm): three significant
+/// digits, "0.044", "1.25", "60.2", "602", "1.000e+06".
+std::string format_ms(double ms);
+
+/// `text` as a JSON string, quotes included: valid JSON whatever the bytes
+/// (control characters escaped, bytes that are not UTF-8 become U+FFFD).
+std::string json_quote(std::string_view text);
+
+/// Now, as -D stamps a line (without the brackets): "1700000000.12345",
+/// or per --timestamp-format as ctime's "%c", ISO 8601 or RFC 3339 (local).
+std::string format_timestamp(stamp_format f);
+
+/// Seconds since the epoch, as the time stamps (-D, --json-lines) show them.
 inline double unix_now() {
     return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
         .count();
 }
+
+/// One target's counts since the last interval report (fping's "_i"
+/// counters): what -Q, SIGQUIT and -N print.
+struct interval_counts {
+    std::uint64_t sent = 0;
+    std::uint64_t received = 0;
+    std::chrono::nanoseconds rtt_min{0};
+    std::chrono::nanoseconds rtt_max{0};
+    std::chrono::nanoseconds rtt_total{0};
+
+    /// Counts a ping whose fate is known (cancelled pings are not).
+    void add(const ie::ping_result& r);
+};
 
 } // namespace icmpengine_cli

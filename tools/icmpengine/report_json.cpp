@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// JSON Lines output. Keys are printed in the schema's order ("event" first),
+// --json-lines: our JSON Lines output. Keys are printed in the schema's order ("event" first),
 // hence nlohmann::ordered_json; absent values are null, never left out.
 #include "report_json.hpp"
 
@@ -17,8 +17,10 @@ using json = nlohmann::ordered_json;
 
 namespace {
 
+/// Names come from the command line and files: bytes that are not UTF-8
+/// become U+FFFD rather than an exception (and no output).
 void emit(line_output& lines, const json& j) {
-    lines.out(j.dump());
+    lines.out(j.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
 json ms_or_null(const std::optional<std::chrono::nanoseconds>& d) {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// --json: one JSON object per event on stdout (start, error, ping, stray,
+// --json-lines: one JSON object per event on stdout (start, error, ping, stray,
 // target, summary), as tools/icmpengine.schema.json describes them.
 #pragma once
 
@@ -21,6 +21,10 @@ class json_reporter final : public reporter {
     void start(std::size_t targets) override;
     void ping(const ie::ping_event& e) override;
     void stray(const ie::stray_event& e) override;
+    /// An interim summary (final = false), as at SIGQUIT.
+    void interval(std::span<const ie::series_result> series, const run_status& run) override {
+        summary(series, run);
+    }
     void summary(std::span<const ie::series_result> series, const run_status& run) override;
 
   private:

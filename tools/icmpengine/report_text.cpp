@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: MIT
-// Text output in fping's formats, with icmpengine's extra counters
-// (out-of-order, duplicates, ICMP errors) at the end of each summary line.
+// fping's lines, decided as fping 5.1 decides them (its flags verbose_flag,
+// per_recv_flag, alive_flag, unreachable_flag; fping.c, wait_for_reply()
+// and finish()). Our own counters (stddev, out-of-order, duplicates, ICMP
+// errors, late replies) only with --extended-summary.
 #include "report_text.hpp"
+
+#include "report_fping_json.hpp"
 
 #include <fmt/format.h>
 
@@ -13,249 +17,256 @@ namespace icmpengine_cli {
 
 namespace {
 
-/// Milliseconds to three significant digits, as fping prints them.
-std::string format_ms(double ms) {
-    if (ms < 1.0)
-        return fmt::format("{:.3f}", ms);
-    if (ms < 10.0)
-        return fmt::format("{:.2f}", ms);
-    if (ms < 100.0)
-        return fmt::format("{:.1f}", ms);
-    if (ms < 1e6)
-        return fmt::format("{:.0f}", ms);
-    return fmt::format("{:.3e}", ms);
-}
-
 /// fping's integer loss percentage.
-std::uint64_t loss_percent(const ie::ping_statistics& s) {
-    return s.resolved() == 0 ? 0 : (s.resolved() - s.received()) * 100 / s.resolved();
+std::uint64_t loss_percent(std::uint64_t sent, std::uint64_t received) {
+    return sent == 0 ? 0 : (sent - received) * 100 / sent;
 }
 
-/// What an ICMP error says, in fping's words (RFC 792, RFC 4443).
-std::string icmp_description(const ie::ping_result& r) {
-    const bool v4 = r.from.is_v4();
-    if (v4 && r.icmp_type == 3) {
-        static constexpr const char* codes[] = {
-            "Network Unreachable",       "Host Unreachable",
-            "Protocol Unreachable",      "Port Unreachable",
-            "Fragmentation Needed",      "Source Route Failed",
-            "Network Unknown",           "Host Unknown",
-            "Source Host Isolated",      "Network Prohibited",
-            "Host Prohibited",           "Network Unreachable For TOS",
-            "Host Unreachable For TOS",  "Communication Prohibited",
-            "Host Precedence Violation", "Precedence Cutoff"};
-        if (r.icmp_code < std::size(codes))
-            return codes[r.icmp_code];
-        return fmt::format("Unreachable (code {})", r.icmp_code);
+/// What an ICMP error says, in fping's words: fping 5.1's for IPv4,
+/// fping 5.5's for IPv6 (5.1 misreads ICMPv6 errors).
+std::string icmp_error_text(const ie::ping_result& r, std::string_view host) {
+    const std::string from = r.from.to_string();
+    if (r.from.is_v4()) {
+        static constexpr const char* unreachable[] = {
+            "ICMP Network Unreachable",
+            "ICMP Host Unreachable",
+            "ICMP Protocol Unreachable",
+            "ICMP Port Unreachable",
+            "ICMP Unreachable (Fragmentation Needed)",
+            "ICMP Unreachable (Source Route Failed)",
+            "ICMP Unreachable (Destination Network Unknown)",
+            "ICMP Unreachable (Destination Host Unknown)",
+            "ICMP Unreachable (Source Host Isolated)",
+            "ICMP Unreachable (Communication with Network Prohibited)",
+            "ICMP Unreachable (Communication with Host Prohibited)",
+            "ICMP Unreachable (Network Unreachable For Type Of Service)",
+            "ICMP Unreachable (Host Unreachable For Type Of Service)",
+            "ICMP Unreachable (Communication Administratively Prohibited)",
+            "ICMP Unreachable (Host Precedence Violation)",
+            "ICMP Unreachable (Precedence cutoff in effect)"};
+        std::string what;
+        if (r.icmp_type == 3)
+            what = r.icmp_code < std::size(unreachable) ? unreachable[r.icmp_code]
+                                                        : "ICMP Unreachable (Invalid Code)";
+        else if (r.icmp_type == 4)
+            what = "ICMP Source Quench";
+        else if (r.icmp_type == 5)
+            what = "ICMP Redirect";
+        else if (r.icmp_type == 11)
+            what = "ICMP Time Exceeded";
+        else if (r.icmp_type == 12)
+            what = "ICMP Parameter Problem";
+        else
+            what = fmt::format("ICMP {}", r.icmp_type);
+        return fmt::format("{} from {} for ICMP Echo sent to {}", what, from, host);
     }
-    if (!v4 && r.icmp_type == 1) {
-        static constexpr const char* codes[] = {"No Route",         "Communication Prohibited",
-                                                "Beyond Scope",     "Address Unreachable",
-                                                "Port Unreachable", "Source Address Failed Policy",
-                                                "Reject Route"};
-        if (r.icmp_code < std::size(codes))
-            return codes[r.icmp_code];
-        return fmt::format("Unreachable (code {})", r.icmp_code);
-    }
-    switch (r.status) {
-    case ie::ping_status::time_exceeded:
-        return "Time Exceeded";
-    case ie::ping_status::packet_too_big:
-        return "Packet Too Big";
-    case ie::ping_status::parameter_problem:
-        return "Parameter Problem";
-    default:
-        return fmt::format("type {} code {}", r.icmp_type, r.icmp_code);
-    }
+    static constexpr const char* unreachable6[] = {
+        "No route to destination",
+        "Communication with destination administratively prohibited",
+        "Beyond scope of source address",
+        "Address unreachable",
+        "Port unreachable",
+        "Source address failed ingress/egress policy",
+        "Reject route to destination",
+        "Error in Source Routing Header",
+        "Headers too long",
+        "Error in P-Route"};
+    static constexpr const char* exceeded6[] = {"Hop limit exceeded in transit",
+                                                "Fragment reassembly time exceeded"};
+    const auto named = [&](std::string_view kind, std::span<const char* const> names) {
+        return r.icmp_code < names.size() ? fmt::format("ICMPv6 {} ({})", kind, names[r.icmp_code])
+                                          : fmt::format("ICMPv6 {} (Code {})", kind, r.icmp_code);
+    };
+    std::string what;
+    if (r.icmp_type == 1)
+        what = named("Destination Unreachable", unreachable6);
+    else if (r.icmp_type == 2)
+        what = "ICMPv6 Packet Too Big";
+    else if (r.icmp_type == 3)
+        what = named("Time Exceeded", exceeded6);
+    else if (r.icmp_type == 4)
+        what = fmt::format("ICMPv6 Parameter Problem (Code {})", r.icmp_code);
+    else
+        what = fmt::format("ICMPv6 Type {} Code {}", r.icmp_type, r.icmp_code);
+    return fmt::format("{} from {} for ICMPv6 Echo Request sent to {}", what, from, host);
+}
+
+bool is_icmp_error(ie::ping_status s) {
+    return s == ie::ping_status::unreachable || s == ie::ping_status::time_exceeded ||
+           s == ie::ping_status::packet_too_big || s == ie::ping_status::parameter_problem;
 }
 
 } // namespace
 
 text_reporter::text_reporter(const settings& s, std::vector<std::string> names, line_output& lines)
-    : m_settings(s), m_names(std::move(names)), m_lines(lines) {
+    : m_settings(s), m_names(std::move(names)), m_lines(lines), m_json(s.json) {
     for (const std::string& n : m_names)
         m_width = std::max(m_width, n.size());
+    // fping's main(): -a, -u and -x silence "is alive"; -c and -l silence
+    // all three and print a line per reply instead (-l unless -Q).
+    const bool listing = s.alive || s.unreachable || s.min_reachable > 0;
+    m_verbose = s.mode == run_mode::single_shot && !s.quiet && !listing;
+    m_per_recv = (s.mode == run_mode::count && !s.quiet && !listing) ||
+                 (s.mode == run_mode::loop && s.report_interval.count() == 0);
+    m_splits.resize(m_names.size());
+    m_last.resize(m_names.size());
 }
 
 void text_reporter::resolve_failure(const ie::target_failure& f) {
-    if (f.line > 0)
-        m_lines.err(fmt::format("{}:{}: {}: {}", m_settings.file == "-" ? "stdin" : m_settings.file,
-                                f.line, f.name, f.reason));
-    else
+    if (!m_settings.quiet)
         m_lines.err(fmt::format("{}: {}", f.name, f.reason));
+    if (m_json)
+        m_lines.out(fping_json::warning(f.name, f.reason));
 }
 
 void text_reporter::ping(const ie::ping_event& e) {
     const ie::ping_result& r = e.result;
-    const settings& s = m_settings;
-    if (s.quiet)
+    m_splits[e.target].add(r);
+    if (is_icmp_error(r.status)) {
+        icmp_error(e);
         return;
-    switch (r.status) {
-    case ie::ping_status::reply:
-    case ie::ping_status::timeout:
-        break;
-    case ie::ping_status::unreachable:
-    case ie::ping_status::time_exceeded:
-    case ie::ping_status::packet_too_big:
-    case ie::ping_status::parameter_problem:
-        m_lines.err(fmt::format("ICMP {} from {} for ICMP Echo sent to {}", icmp_description(r),
-                                r.from.to_string(), e.series.target.to_string()));
-        return;
-    case ie::ping_status::send_error:
+    }
+    if (r.status == ie::ping_status::send_error) {
         // Once per target: the same local error every time says nothing new.
-        if (e.series.statistics.send_errors() == 1)
+        if (m_verbose && e.series.statistics.send_errors() == 1)
             m_lines.err(fmt::format("{}: error while sending ping: {}", m_names[e.target],
                                     r.error.message()));
         return;
-    case ie::ping_status::cancelled:
-        return;
     }
-    if (s.mode == run_mode::single_shot) {
-        // -u alone lists only the unreachable; -a lists names, bare.
-        if (r.status != ie::ping_status::reply || (s.unreachable && !s.alive))
-            return;
-        std::string line = stamp();
-        line += m_names[e.target];
-        if (!s.alive && !s.unreachable)
-            line += " is alive";
-        if (s.elapsed)
-            line += fmt::format(" ({} ms)", format_ms(to_ms(r.rtt)));
-        m_lines.out(line);
+    if (r.status == ie::ping_status::cancelled)
         return;
+    last_reply& last = m_last[e.target];
+    if (r.status == ie::ping_status::reply) {
+        // Field by field: its pending duplicates stay.
+        last.sequence = r.sequence;
+        last.index = e.index;
+        last.bytes = r.bytes + 8;
+        last.rtt = r.rtt;
+        last.at = std::chrono::steady_clock::now();
+        last.valid = true;
+        if (e.series.statistics.received() == 1)
+            first_reply(e);
     }
-    if (s.alive || s.unreachable)
-        return; // lists at the end instead (fping prints no per-ping lines then)
-    reply_line(e);
+    if (m_per_recv)
+        per_reply_line(e);
+    if (r.status == ie::ping_status::reply && last.pending_duplicates > 0 &&
+        last.pending_sequence == r.sequence) {
+        for (; last.pending_duplicates > 0; --last.pending_duplicates)
+            duplicate_line(e.target, last.pending_from, e.series.target);
+    }
 }
 
-void text_reporter::reply_line(const ie::ping_event& e) {
+void text_reporter::icmp_error(const ie::ping_event& e) {
+    if (!m_settings.quiet)
+        m_lines.err(icmp_error_text(e.result, m_names[e.target]));
+    if (m_per_recv) // the ping ends here; fping would print it timed out later
+        per_reply_line(e);
+}
+
+/// "TARGET is alive" (or TARGET alone with -a), once per target.
+void text_reporter::first_reply(const ie::ping_event& e) {
+    const settings& s = m_settings;
+    if (!m_verbose && !(s.alive && s.mode == run_mode::single_shot))
+        return;
+    std::string line = m_names[e.target];
+    if (m_verbose)
+        line += " is alive";
+    other_source(e);
+    line += reply_extras(e.result);
+    if (s.elapsed)
+        line += fmt::format(" ({} ms)", format_ms(to_ms(e.result.rtt)));
+    m_lines.out(line);
+}
+
+void text_reporter::per_reply_line(const ie::ping_event& e) {
     const ie::ping_result& r = e.result;
     const ie::ping_statistics& st = e.series.statistics;
+    const settings& s = m_settings;
+    const std::string stamp = s.timestamps ? format_timestamp(s.timestamp_format) : "";
+    const std::string& name = m_names[e.target];
+    if (r.status == ie::ping_status::reply) {
+        if (m_json) {
+            m_lines.out(fping_json::resp(fping_json::timestamp_member(s.timestamps, stamp), name,
+                                         e.index, r.bytes + 8, to_ms(r.rtt), reply_extras(r)));
+            return;
+        }
+        other_source(e);
+        m_lines.out(fmt::format("{}{:<{}} : [{}], {} bytes, {} ms ({} avg, {}% loss){}",
+                                s.timestamps ? "[" + stamp + "] " : "", name, m_width, e.index,
+                                r.bytes + 8, format_ms(to_ms(r.rtt)),
+                                format_ms(to_ms(*st.rtt_mean())),
+                                loss_percent(st.resolved(), st.received()), reply_extras(r)));
+        return;
+    }
+    if (m_json) {
+        m_lines.out(
+            fping_json::timeout(fping_json::timestamp_member(s.timestamps, stamp), name, e.index));
+        return;
+    }
     const std::string avg = st.rtt_mean() ? format_ms(to_ms(*st.rtt_mean())) : "NaN";
-    if (r.status == ie::ping_status::reply)
-        m_lines.out(fmt::format("{}{:<{}} : [{}], {} bytes, {} ms ({} avg, {}% loss)", stamp(),
-                                m_names[e.target], m_width, e.index, r.bytes + 8,
-                                format_ms(to_ms(r.rtt)), avg, loss_percent(st)));
-    else
-        m_lines.out(fmt::format("{}{:<{}} : [{}], timed out ({} avg, {}% loss)", stamp(),
-                                m_names[e.target], m_width, e.index, avg, loss_percent(st)));
+    m_lines.out(fmt::format("{}{:<{}} : [{}], timed out ({} avg, {}% loss)",
+                            s.timestamps ? "[" + stamp + "] " : "", name, m_width, e.index, avg,
+                            loss_percent(st.resolved(), st.received())));
+}
+
+void text_reporter::other_source(const ie::ping_event& e) {
+    // fping writes this to stderr, the rest of the line to stdout.
+    if (!m_json && e.result.from != e.series.target)
+        m_lines.err_fragment(fmt::format(" [<- {}]", e.result.from.to_string()));
+}
+
+std::string text_reporter::reply_extras(const ie::ping_result& r) const {
+    const settings& s = m_settings;
+    std::string x;
+    if (m_json) {
+        if (s.print_srcaddr)
+            x += fmt::format(", \"src\": {}", json_quote(r.from.to_string()));
+        if (s.print_tos)
+            x += ", \"tos\": -1"; // the engine does not report the TOS byte
+        if (s.print_ttl)
+            x += fmt::format(", \"ttl\": {}", r.ttl != 0 ? int{r.ttl} : -1);
+        return x;
+    }
+    if (s.print_srcaddr)
+        x += fmt::format(" (SRC {})", r.from.to_string());
+    if (s.print_tos)
+        x += " (TOS unknown)";
+    if (s.print_ttl)
+        x += r.ttl != 0 ? fmt::format(" (TTL {})", r.ttl) : std::string(" (TTL unknown)");
+    return x;
+}
+
+bool text_reporter::prints_duplicates() const {
+    return m_settings.mode != run_mode::loop && !m_per_recv;
 }
 
 void text_reporter::stray(const ie::stray_event& e) {
-    if (m_settings.quiet)
+    // fping discards late replies silently.
+    if (e.reply.what != ie::stray_reply::kind::duplicate || !prints_duplicates())
         return;
-    const bool duplicate = e.reply.what == ie::stray_reply::kind::duplicate;
-    m_lines.err(fmt::format("{} : {} reply, seq {}", m_names[e.target],
-                            duplicate ? "duplicate" : "late", e.reply.sequence));
-}
-
-void text_reporter::summary(std::span<const ie::series_result> series, const run_status& run) {
-    m_lines.hold_errors();
-    struct release {
-        line_output& lines;
-        ~release() { lines.release_errors(); }
-    } released_at_exit{m_lines};
-    if (!run.final) {
-        const std::time_t now = std::time(nullptr);
-        std::tm tm{};
-        ::localtime_r(&now, &tm);
-        m_lines.err(fmt::format("[{:02}:{:02}:{:02}]", tm.tm_hour, tm.tm_min, tm.tm_sec));
-    }
-    target_lines(series, run.final);
-    if (m_settings.stats && run.final)
-        global_stats(series, run);
-}
-
-std::string text_reporter::stamp() const {
-    return m_settings.timestamps ? fmt::format("[{:.5f}] ", unix_now()) : std::string();
-}
-
-std::string text_reporter::summary_line(std::size_t i, const ie::series_result& r) const {
-    const ie::ping_statistics& st = r.statistics;
-    std::string line = fmt::format("{:<{}} : xmt/rcv/%loss = {}/{}/{}%", m_names[i], m_width,
-                                   st.resolved(), st.received(), loss_percent(st));
-    if (st.received() > 0)
-        line +=
-            fmt::format(", min/avg/max = {}/{}/{}, stddev = {}", format_ms(to_ms(*st.rtt_min())),
-                        format_ms(to_ms(*st.rtt_mean())), format_ms(to_ms(*st.rtt_max())),
-                        format_ms(to_ms(*st.rtt_stddev_population())));
-    line += fmt::format(", out-of-order = {}, duplicates = {}, icmp-errors = {}", st.out_of_order(),
-                        st.duplicates(), st.icmp_errors());
-    return line;
-}
-
-std::string text_reporter::vector_line(std::size_t i, const ie::series_result& r) const {
-    std::string line = fmt::format("{:<{}} :", m_names[i], m_width);
-    const auto history = r.statistics.rtt_history();
-    const std::size_t n = std::max<std::size_t>(history.size(), r.sent);
-    for (std::size_t k = 0; k < n; ++k)
-        line += k < history.size() && history[k] ? " " + format_ms(to_ms(*history[k])) : " -";
-    return line;
-}
-
-void text_reporter::target_lines(std::span<const ie::series_result> series, bool final) {
-    const settings& s = m_settings;
-    if (s.mode == run_mode::single_shot && final) {
-        for (std::size_t i = 0; i < series.size(); ++i) {
-            if (series[i].alive())
-                continue;
-            if (s.unreachable)
-                m_lines.out(m_names[i]);
-            else if (!s.quiet && !s.alive)
-                m_lines.out(m_names[i] + " is unreachable");
-        }
+    last_reply& last = m_last[e.target];
+    if (last.valid && last.sequence == e.reply.sequence) {
+        duplicate_line(e.target, e.reply.from, e.series.target);
         return;
     }
-    // Count and loop modes; and every interim summary (SIGQUIT).
-    if (final && (s.alive || s.unreachable))
-        for (std::size_t i = 0; i < series.size(); ++i)
-            if (series[i].alive() ? s.alive : s.unreachable)
-                m_lines.out(m_names[i]);
-    if (final && !s.quiet && !s.alive && !s.unreachable)
-        m_lines.err("");
-    for (std::size_t i = 0; i < series.size(); ++i)
-        m_lines.err(s.vector_output ? vector_line(i, series[i]) : summary_line(i, series[i]));
+    if (last.pending_duplicates == 0 || last.pending_sequence != e.reply.sequence)
+        last.pending_duplicates = 0;
+    last.pending_sequence = e.reply.sequence;
+    last.pending_from = e.reply.from;
+    ++last.pending_duplicates;
 }
 
-/// fping -s's block of totals.
-void text_reporter::global_stats(std::span<const ie::series_result> series, const run_status& run) {
-    ie::ping_statistics total;
-    std::size_t alive = 0;
-    std::uint64_t late = 0;
-    for (const ie::series_result& r : series) {
-        total.merge(r.statistics);
-        alive += r.alive() ? 1 : 0;
-        late += r.late_replies;
-    }
-    auto row = [&](std::uint64_t n, std::string_view what) {
-        m_lines.err(fmt::format(" {:>7} {}", n, what));
-    };
-    m_lines.err("");
-    row(series.size(), "targets");
-    row(alive, "alive");
-    row(series.size() - alive, "unreachable");
-    row(run.unresolved, "unknown addresses");
-    m_lines.err("");
-    row(total.timeouts(), "timeouts (waiting for response)");
-    row(total.resolved(), "ICMP Echos sent");
-    row(total.received(), "ICMP Echo Replies received");
-    row(total.icmp_errors(), "other ICMP received");
-    row(total.duplicates(), "duplicate replies");
-    row(late, "late replies");
-    row(total.out_of_order(), "out-of-order replies");
-    m_lines.err("");
-    if (total.received() > 0) {
-        auto rtt = [&](double ms, std::string_view what) {
-            m_lines.err(fmt::format(" {} ms ({})", format_ms(ms), what));
-        };
-        rtt(to_ms(*total.rtt_min()), "min round trip time");
-        rtt(to_ms(*total.rtt_mean()), "avg round trip time");
-        rtt(to_ms(*total.rtt_max()), "max round trip time");
-        rtt(to_ms(*total.rtt_stddev_population()), "round trip time standard deviation");
-    }
-    m_lines.err(fmt::format(" {:>12.3f} sec (elapsed real time)",
-                            std::chrono::duration<double>(run.elapsed).count()));
-    m_lines.err("");
+void text_reporter::duplicate_line(std::size_t target, const ie::ip_address& from,
+                                   const ie::ip_address& address) {
+    const last_reply& last = m_last[target];
+    // The duplicate's RTT: the original's plus the time between the two
+    // (the engine does not time duplicates itself).
+    const auto since = std::chrono::steady_clock::now() - last.at;
+    std::string line = fmt::format("{} : duplicate for [{}], {} bytes, {} ms", m_names[target],
+                                   last.index, last.bytes, format_ms(to_ms(last.rtt + since)));
+    if (from != address)
+        line += fmt::format(" [<- {}]", from.to_string());
+    m_lines.err(line);
 }
 
 } // namespace icmpengine_cli

@@ -1,12 +1,17 @@
 // SPDX-License-Identifier: MIT
-// fping's output: "TARGET is alive", per-reply lines on stdout, ICMP errors
-// and per-target summaries on stderr, -a / -u lists, and -s (--stats) totals.
+// fping's output, as fping 5.1 writes it (and fping 5.5 for the options 5.1
+// lacks): "TARGET is alive" and per-reply lines on stdout; ICMP errors,
+// duplicates and per-target summaries on stderr; -a / -u lists, -s totals,
+// -Q interval splits, -N netdata, -x verdicts. With -J the same events as
+// fping 5.5's JSON objects (report_fping_json.hpp), one per line on stdout.
 #pragma once
 
 #include "line_output.hpp"
 #include "options.hpp"
 #include "report.hpp"
 
+#include <chrono>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -20,23 +25,58 @@ class text_reporter final : public reporter {
     void start(std::size_t) override {} // fping prints no header
     void ping(const ie::ping_event& e) override;
     void stray(const ie::stray_event& e) override;
+    void interval(std::span<const ie::series_result> series, const run_status& run) override;
     void summary(std::span<const ie::series_result> series, const run_status& run) override;
 
   private:
-    /// "[1700000000.12345] " with -D, else nothing.
-    std::string stamp() const;
-    /// Count and loop modes: "TARGET : [i], 64 bytes, ..." or "timed out".
-    void reply_line(const ie::ping_event& e);
+    /// A target's last reply, to describe its duplicates as fping does.
+    struct last_reply {
+        std::uint16_t sequence = 0;
+        std::uint64_t index = 0;
+        std::uint32_t bytes = 0;
+        std::chrono::nanoseconds rtt{0};
+        std::chrono::steady_clock::time_point at{};
+        bool valid = false;
+        /// Duplicates of a reply whose ping event has not come yet (the
+        /// engine reports a duplicate as soon as it sees it, and may see it
+        /// before the fan-out reports the ping).
+        std::uint16_t pending_sequence = 0;
+        std::uint32_t pending_duplicates = 0;
+        ie::ip_address pending_from{};
+    };
+
+    void first_reply(const ie::ping_event& e);
+    /// fping's "TARGET : duplicate for [i], N bytes, RTT ms" on stderr.
+    void duplicate_line(std::size_t target, const ie::ip_address& from,
+                        const ie::ip_address& address);
+    /// Whether fping prints duplicates: not in loop mode, nor where a line
+    /// per reply is printed.
+    bool prints_duplicates() const;
+    void per_reply_line(const ie::ping_event& e);
+    void icmp_error(const ie::ping_event& e);
+    /// " [<- ADDRESS]" on stderr when the reply came from elsewhere.
+    void other_source(const ie::ping_event& e);
+    /// --print-srcaddr, --print-tos, --print-ttl: " (SRC ..)" " (TOS ..)" " (TTL ..)".
+    std::string reply_extras(const ie::ping_result& r) const;
     std::string summary_line(std::size_t i, const ie::series_result& r) const;
     std::string vector_line(std::size_t i, const ie::series_result& r) const;
-    /// The lines of a summary that depend on the mode (all but -s's totals).
-    void target_lines(std::span<const ie::series_result> series, bool final);
+    std::string split_line(std::size_t i) const;
+    void unreachable_lines(std::span<const ie::series_result> series);
     void global_stats(std::span<const ie::series_result> series, const run_status& run);
+    void netdata();
+    /// ", outage(ms) = N" with -o: the time the lost pings stand for.
+    std::uint64_t outage_ms(std::uint64_t sent, std::uint64_t received) const;
 
     const settings& m_settings;
     std::vector<std::string> m_names;
     line_output& m_lines;
     std::size_t m_width = 0; ///< of the longest name: the columns of summary lines
+    bool m_json = false;     ///< -J
+    bool m_verbose = false;  ///< fping's verbose_flag: "is alive", "is unreachable"
+    bool m_per_recv = false; ///< fping's per_recv_flag: a line per reply and timeout
+    bool m_netdata_charts_sent = false;
+    std::vector<interval_counts> m_splits;
+    std::vector<last_reply> m_last;
 };
 
 } // namespace icmpengine_cli

@@ -16,6 +16,7 @@ ie::task<void> supervisor::run() {
     auto next_progress = started + progress_every;
     std::uint64_t sent_before = 0;
     auto progress_before = started;
+    auto next_report = started + report_every;
     // Not `while (co_await ...)`: GCC 12 miscompiles a co_await in a loop
     // condition (tests/gcc12_co_await_condition.cpp).
     for (;;) {
@@ -34,13 +35,23 @@ ie::task<void> supervisor::run() {
             cancelled = true;
             eng.stop(); // cancels the pings in flight; wakes this sleep too
         }
+        const auto now = std::chrono::steady_clock::now();
         if (const int quits = quit_requests_received(); quits != quits_seen) {
             quits_seen = quits;
-            report.summary(fan.series(),
-                           run_status{false, interrupted, unresolved,
-                                      std::chrono::steady_clock::now() - started, std::nullopt});
+            report.interval(fan.series(), run_status{false, interrupted, unresolved, now - started,
+                                                     std::nullopt, false});
         }
-        const auto now = std::chrono::steady_clock::now();
+        if (stop_when_alive > 0 && !cancelled && fan.progress().targets_alive >= stop_when_alive) {
+            cancelled = true;
+            eng.stop();
+        }
+        if (report_every.count() > 0 && now >= next_report) {
+            report.interval(fan.series(), run_status{false, interrupted, unresolved, now - started,
+                                                     std::nullopt, true});
+            // As fping: reports missed while busy are skipped, not caught up.
+            while (next_report <= now)
+                next_report += report_every;
+        }
         if (lines.progress_enabled() && now >= next_progress) {
             const ie::fanout_progress& p = fan.progress();
             const double seconds = std::chrono::duration<double>(now - progress_before).count();

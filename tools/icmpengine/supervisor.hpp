@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The coroutine that runs beside the fan-out on the engine's thread: it
-// acts on signals (signals.hpp) and draws the progress line.
+// acts on signals (signals.hpp), prints -Q's interval reports, and draws
+// the progress line.
 #pragma once
 
 #include "line_output.hpp"
@@ -27,6 +28,13 @@ struct supervisor {
     line_output& lines;
     std::chrono::steady_clock::time_point started;
     std::size_t unresolved = 0;
+    /// -Q SECS (zero: none): an interval report every SECS, in count and
+    /// loop modes, as fping's main loop prints them.
+    std::chrono::nanoseconds report_every{0};
+    /// -X N (fping 5.5's --fast-reachable; zero: off): once N targets have
+    /// answered, the run ends at once, the pings in flight cancelled (fping
+    /// leaves its main loop; pings without an answer are not counted).
+    std::size_t stop_when_alive = 0;
     bool interrupted = false; ///< a first SIGINT/SIGTERM: no more pings sent
     bool cancelled = false;   ///< a second one: the pings in flight cancelled
 
