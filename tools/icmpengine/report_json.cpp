@@ -48,6 +48,7 @@ json target_json(const std::string& name, const ie::series_result& r, bool final
               {"in_flight", r.in_flight},
               {"duplicates", st.duplicates()},
               {"late", r.late_replies},
+              {"credited_rtt_ms", r.credited_rtt ? json(to_ms(*r.credited_rtt)) : json(nullptr)},
               {"out_of_order", st.out_of_order()},
               {"loss_percent", st.loss_fraction() * 100.0},
               {"rtt_min_ms", ms_or_null(st.rtt_min())},
@@ -162,7 +163,9 @@ void json_reporter::stray(const ie::stray_event& e) {
                    {"target", m_names[e.target]},
                    {"address", e.series.target.to_string()},
                    {"kind", duplicate ? "duplicate" : "late"},
-                   {"sequence", e.reply.sequence}});
+                   {"sequence", e.reply.sequence},
+                   {"rtt_ms", e.reply.rtt ? json(to_ms(*e.reply.rtt)) : json(nullptr)},
+                   {"credited", e.credited}});
 }
 
 void json_reporter::summary(std::span<const ie::series_result> series, const run_status& run) {

@@ -241,12 +241,24 @@ bool text_reporter::prints_duplicates() const {
 }
 
 void text_reporter::stray(const ie::stray_event& e) {
-    // fping discards late replies silently.
+    if (e.credited) {
+        // fping's default mode: a late reply to an earlier try, while a
+        // later one is in flight, makes the target alive, with the RTT of
+        // the try it answers (series_options::credit_late_replies).
+        ie::ping_result r;
+        r.status = ie::ping_status::reply;
+        r.rtt = *e.series.credited_rtt;
+        r.from = e.reply.from;
+        r.sequence = e.reply.sequence;
+        first_reply(ie::ping_event{e.target, 0, r, e.series});
+        return;
+    }
+    // fping discards other late replies silently.
     if (e.reply.what != ie::stray_reply::kind::duplicate || !prints_duplicates())
         return;
     last_reply& last = m_last[e.target];
     if (last.valid && last.sequence == e.reply.sequence) {
-        duplicate_line(e.target, e.reply.from, e.series.target);
+        duplicate_line(e.target, e.reply.from, e.series.target, e.reply.rtt);
         return;
     }
     if (last.pending_duplicates == 0 || last.pending_sequence != e.reply.sequence)
@@ -257,13 +269,15 @@ void text_reporter::stray(const ie::stray_event& e) {
 }
 
 void text_reporter::duplicate_line(std::size_t target, const ie::ip_address& from,
-                                   const ie::ip_address& address) {
+                                   const ie::ip_address& address,
+                                   std::optional<std::chrono::nanoseconds> rtt) {
     const last_reply& last = m_last[target];
-    // The duplicate's RTT: the original's plus the time between the two
-    // (the engine does not time duplicates itself).
-    const auto since = std::chrono::steady_clock::now() - last.at;
+    // Without the engine's measure (a duplicate that came before its
+    // original was reported): the original's RTT plus the time between.
+    if (!rtt)
+        rtt = last.rtt + (std::chrono::steady_clock::now() - last.at);
     std::string line = fmt::format("{} : duplicate for [{}], {} bytes, {} ms", m_names[target],
-                                   last.index, last.bytes, format_ms(to_ms(last.rtt + since)));
+                                   last.index, last.bytes, format_ms(to_ms(*rtt)));
     if (from != address)
         line += fmt::format(" [<- {}]", from.to_string());
     m_lines.err(line);

@@ -47,8 +47,11 @@ class text_reporter final : public reporter {
 
     void first_reply(const ie::ping_event& e);
     /// fping's "TARGET : duplicate for [i], N bytes, RTT ms" on stderr.
+    /// `rtt`: the engine's measure of the duplicate (stray_reply::rtt), if
+    /// it has one.
     void duplicate_line(std::size_t target, const ie::ip_address& from,
-                        const ie::ip_address& address);
+                        const ie::ip_address& address,
+                        std::optional<std::chrono::nanoseconds> rtt = std::nullopt);
     /// Whether fping prints duplicates: not in loop mode, nor where a line
     /// per reply is printed.
     bool prints_duplicates() const;
