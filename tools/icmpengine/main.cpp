@@ -5,11 +5,14 @@
 // prints and handles signals.
 //
 // The life of one run, in order:
-//  1. options.cpp    parses the command line (CLI11) into a `settings`, and
-//                    derives the mode, the durations and the engine_config;
-//                    an invalid command line exits 3 here.
-//  2. targets.cpp    reads the targets (arguments, -f FILE, stdin, -g) into
-//                    a target_list, and the name to print for each.
+//  1. options.cpp    parses the command line (getopt_long, fping's options)
+//                    into a `settings`, and derives the mode, the durations
+//                    and the engine_config; an invalid command line exits 1
+//                    here (3 for an option the engine cannot honour);
+//                    usage.cpp prints -h and -v.
+//  2. targets.cpp    reads the targets (arguments, -f FILE, stdin, -g) as
+//                    fping does: every given target with its output name,
+//                    and the distinct addresses the fan-out pings.
 //  3. main.cpp       makes the reporter (report_text.cpp: fping's lines;
 //                    report_json.cpp: --json), reports names that did not
 //                    resolve, builds the ping_fanout and the engine, and opens
@@ -50,7 +53,9 @@ namespace {
 
 std::unique_ptr<reporter> make_reporter(const settings& s, std::vector<std::string> names,
                                         line_output& lines) {
-    if (s.json)
+    // -J (fping's JSON objects) is the reports' to print; until they do,
+    // both JSON options print icmpengine's JSON Lines.
+    if (s.json || s.json_lines)
         return std::make_unique<json_reporter>(s, std::move(names), lines);
     return std::make_unique<text_reporter>(s, std::move(names), lines);
 }
@@ -75,11 +80,12 @@ ie::fanout_options fanout_options_for(const settings& s, reporter& report) {
 
 /// Opens the sockets the targets need, so that a refusal is reported once,
 /// up front, with the engine's explanation of what to fix.
-std::optional<std::string> open_sockets(ie::engine& eng, const ie::target_list& list,
+std::optional<std::string> open_sockets(ie::engine& eng,
+                                        const std::vector<ie::ip_address>& addresses,
                                         const std::string& logged) {
     bool need[2] = {false, false};
-    for (const ie::target& t : list.targets())
-        need[t.address.is_v4() ? 0 : 1] = true;
+    for (const ie::ip_address& a : addresses)
+        need[a.is_v4() ? 0 : 1] = true;
     for (int f = 0; f < 2; ++f) {
         if (!need[f])
             continue;
@@ -97,12 +103,8 @@ std::optional<std::string> open_sockets(ie::engine& eng, const ie::target_list& 
 
 /// Pings until the fan-out ends, prints the final summary, and returns
 /// the exit code.
-int ping_targets(settings& s, const ie::target_list& list, reporter& report, line_output& lines,
-                 std::size_t unresolved) {
-    std::vector<ie::ip_address> addresses;
-    addresses.reserve(list.size());
-    for (const ie::target& t : list.targets())
-        addresses.push_back(t.address);
+int ping_targets(settings& s, const std::vector<ie::ip_address>& addresses, reporter& report,
+                 line_output& lines, std::size_t unresolved) {
     ie::ping_fanout fan(addresses, fanout_options_for(s, report));
 
     std::string engine_error; // the engine's last error message: which call failed
@@ -113,8 +115,8 @@ int ping_targets(settings& s, const ie::target_list& list, reporter& report, lin
     s.engine.log.set(ie::log_component::sockets, ie::log_level::error)
         .set(ie::log_component::ring, ie::log_level::error);
     ie::engine eng(s.engine);
-    if (const auto why = open_sockets(eng, list, engine_error)) {
-        lines.err("icmpengine: " + *why);
+    if (const auto why = open_sockets(eng, addresses, engine_error)) {
+        lines.err(s.program + ": " + *why);
         return exit_system;
     }
 
@@ -143,15 +145,16 @@ int run(settings& s) {
     target_set targets = read_targets(s);
     line_output lines(::isatty(STDERR_FILENO) != 0);
     const std::unique_ptr<reporter> report = make_reporter(s, targets.names, lines);
-    for (const ie::target_failure& f : targets.list.failures())
+    for (const ie::target_failure& f : targets.failures)
         report->resolve_failure(f);
-    const std::size_t unresolved = targets.list.failures().size();
-    if (targets.list.empty()) {
+    const std::size_t unresolved = targets.failures.size();
+    if (targets.addresses.empty()) {
         if (unresolved > 0)
             return exit_unresolved;
-        throw usage_error("no targets");
+        throw usage_error("no targets" +
+                          std::string(s.file.empty() ? "" : " in " + printable(s.file)));
     }
-    return ping_targets(s, targets.list, *report, lines, unresolved);
+    return ping_targets(s, targets.addresses, *report, lines, unresolved);
 }
 
 } // namespace
@@ -165,13 +168,10 @@ int main(int argc, char** argv) {
     try {
         return run(s);
     } catch (const usage_error& e) {
-        std::fprintf(stderr, "icmpengine: %s\n", e.what());
+        std::fprintf(stderr, "%s: %s\n", s.program.c_str(), e.what());
         return exit_usage;
-    } catch (const std::system_error& e) {
-        std::fprintf(stderr, "icmpengine: %s\n", e.what());
-        return exit_system;
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "icmpengine: %s\n", e.what());
+    } catch (const std::exception& e) { // std::system_error among them
+        std::fprintf(stderr, "%s: %s\n", s.program.c_str(), e.what());
         return exit_system;
     }
 }
