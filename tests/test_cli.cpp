@@ -1473,6 +1473,20 @@ TEST_CASE("fping's option forms: bundles, attached values, long forms, options a
     CHECK_THAT(stats.err, Catch::Contains(" 1 targets"));
 }
 
+TEST_CASE("-x N: exit 0 when N given targets answered, as fping", "[cli][exit]") {
+    // 198.18.0.1 has no route in this namespace: it cannot answer.
+    const std::vector<std::string> two{"-t", "50", "-r", "0", "127.0.0.1", "198.18.0.1"};
+    auto with = [&](std::vector<std::string> args) {
+        args.insert(args.end(), two.begin(), two.end());
+        return run_cli(args);
+    };
+    CHECK(with({}).status == 1);
+    CHECK(with({"-x", "1"}).status == 0);
+    CHECK(with({"-x", "2"}).status == 1);
+    // Counted per given target: an address given twice answers twice.
+    CHECK(run_cli({"-x", "2", "127.0.0.1", "127.0.0.1"}).status == 0);
+}
+
 TEST_CASE("-n, -d, -A: the names fping shows", "[cli][names]") {
     temp_file hosts("127.0.0.1 localhost\n127.0.0.7 seven.test\n");
     auto with_hosts = [&](std::vector<std::string> args) {

@@ -43,6 +43,7 @@
 #include <exception>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <system_error>
 #include <unistd.h>
@@ -101,10 +102,27 @@ std::optional<std::string> open_sockets(ie::engine& eng,
     return std::nullopt;
 }
 
+/// fping's exit code (its finish()), counted over the given targets: with
+/// -x/-X N, 0 if at least N answered, else 1; otherwise 2 if a name did not
+/// resolve, 1 if a target did not answer, else 0.
+int exit_code_for(const settings& s, const target_set& targets,
+                  std::span<const ie::series_result> series, std::size_t unresolved) {
+    std::size_t alive = 0;
+    for (const given_target& g : targets.given)
+        alive += series[g.address].alive() ? 1 : 0;
+    if (s.min_reachable != 0)
+        return alive >= s.min_reachable ? exit_all_alive : exit_unreachable;
+    if (unresolved > 0)
+        return exit_unresolved;
+    return alive == targets.given.size() ? exit_all_alive : exit_unreachable;
+}
+
 /// Pings until the fan-out ends, prints the final summary, and returns
 /// the exit code.
-int ping_targets(settings& s, const std::vector<ie::ip_address>& addresses, reporter& report,
-                 line_output& lines, std::size_t unresolved) {
+int ping_targets(settings& s, const target_set& targets, reporter& report, line_output& lines,
+                 std::size_t unresolved) {
+    const std::vector<ie::ip_address>& addresses = targets.addresses;
+    // Distinct addresses: the fan-out's series() are in this order.
     ie::ping_fanout fan(addresses, fanout_options_for(s, report));
 
     std::string engine_error; // the engine's last error message: which call failed
@@ -129,12 +147,7 @@ int ping_targets(settings& s, const std::vector<ie::ip_address>& addresses, repo
     eng.stop(); // ends the supervisor
     lines.clear_progress();
 
-    std::size_t alive = 0;
-    for (const ie::series_result& r : fan.series())
-        alive += r.alive() ? 1 : 0;
-    const int code = unresolved > 0                 ? exit_unresolved
-                     : alive == fan.series().size() ? exit_all_alive
-                                                    : exit_unreachable;
+    const int code = exit_code_for(s, targets, fan.series(), unresolved);
     report.summary(fan.series(), run_status{true, watch.interrupted, unresolved,
                                             std::chrono::steady_clock::now() - started, code});
     std::fflush(stdout);
@@ -154,7 +167,7 @@ int run(settings& s) {
         throw usage_error("no targets" +
                           std::string(s.file.empty() ? "" : " in " + printable(s.file)));
     }
-    return ping_targets(s, targets.addresses, *report, lines, unresolved);
+    return ping_targets(s, targets, *report, lines, unresolved);
 }
 
 } // namespace
