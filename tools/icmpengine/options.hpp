@@ -79,7 +79,7 @@ struct settings {
     std::uint32_t fwmark = 0;                   ///< -k N
     bool icmp_timestamp = false;                ///< --icmp-timestamp
     bool check_source = false;                  ///< --check-source
-    std::chrono::nanoseconds seqmap_timeout{0}; ///< --seqmap-timeout MSEC (0: fping's 10 s)
+    std::chrono::nanoseconds seqmap_timeout{0}; ///< --seqmap-timeout MSEC (no effect: no seqmap)
 
     // Output.
     bool quiet = false;                                         ///< -q (also set by -Q)
@@ -87,8 +87,8 @@ struct settings {
     bool cumulative = false;                                    ///< -Q SECS,cumulative
     bool alive = false;                                         ///< -a
     bool unreachable = false;                                   ///< -u
-    bool by_address = false;                                    ///< -A
-    name_mode names = name_mode::as_given;                      ///< -n / -d
+    bool by_address = false;                                    ///< -A (in given_target::name)
+    name_mode names = name_mode::as_given;                      ///< -n / -d (likewise)
     bool timestamps = false;                                    ///< -D
     stamp_format timestamp_format = stamp_format::unix_seconds; ///< --timestamp-format
     bool elapsed = false;                                       ///< -e
@@ -103,15 +103,17 @@ struct settings {
     bool print_srcaddr = false;      ///< --print-srcaddr
     std::uint32_t min_reachable = 0; ///< -x N / -X N
     bool fast_reachable = false;     ///< -X N
-    /// The name messages start with: "fping" when invoked as fping (argv[0]
-    /// ends in "fping"), else "icmpengine".
+    /// The name messages start with: "fping" (or "fping6", which implies -6)
+    /// when argv[0]'s base name is that, else "icmpengine".
     std::string program = "icmpengine";
 
     // Derived.
-    run_mode mode = run_mode::single_shot;
-    bool vector_output = false;
-    std::chrono::nanoseconds period_ns{0};
+    run_mode mode = run_mode::single_shot; ///< count: -c or -C; loop: -l
+    bool vector_output = false;            ///< -C given (anywhere, as fping)
+    std::chrono::nanoseconds period_ns{0}; ///< -p (default 1000 ms)
+    /// -t, else fping's: 500 ms, or with -c/-C/-l the period up to 2 s.
     std::chrono::nanoseconds timeout_ns{0};
+    /// Least time between any two pings: -i, --rate, else fping's 10 ms.
     std::chrono::nanoseconds pace{0};
     ie::engine_config engine;
 };
