@@ -725,7 +725,7 @@ TEST_CASE("-f FILE and stdin", "[cli][file]") {
         CHECK(r.out == "127.0.0.4\n");
         const cli_result empty = run_cli(cli_run{.args = {}});
         CHECK(empty.status == 1);
-        CHECK(empty.err == "icmpengine: no targets in -\n");
+        CHECK(empty.err == "icmpengine: no targets in the standard input\n");
     }
     SECTION("targets on the command line and a file: refused, as fping") {
         const cli_result r = run_cli({"-f", list.path, "127.0.0.9", "-a"});

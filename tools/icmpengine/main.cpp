@@ -164,8 +164,9 @@ int run(settings& s) {
     if (targets.addresses.empty()) {
         if (unresolved > 0)
             return exit_unresolved;
-        throw usage_error("no targets" +
-                          std::string(s.file.empty() ? "" : " in " + printable(s.file)));
+        throw usage_error(s.file.empty()  ? "no targets"
+                          : s.file == "-" ? "no targets in the standard input"
+                                          : "no targets in " + printable(s.file));
     }
     return ping_targets(s, targets, *report, lines, unresolved);
 }
