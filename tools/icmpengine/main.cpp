@@ -5,11 +5,14 @@
 // prints and handles signals.
 //
 // The life of one run, in order:
-//  1. options.cpp    parses the command line (CLI11) into a `settings`, and
-//                    derives the mode, the durations and the engine_config;
-//                    an invalid command line exits 3 here.
-//  2. targets.cpp    reads the targets (arguments, -f FILE, stdin, -g) into
-//                    a target_list, and the name to print for each.
+//  1. options.cpp    parses the command line (getopt_long, fping's options)
+//                    into a `settings`, and derives the mode, the durations
+//                    and the engine_config; an invalid command line exits 1
+//                    here (3 for an option the engine cannot honour);
+//                    usage.cpp prints -h and -v.
+//  2. targets.cpp    reads the targets (arguments, -f FILE, stdin, -g) as
+//                    fping does: every given target with its output name,
+//                    and the distinct addresses the fan-out pings.
 //  3. main.cpp       makes the reporter (report.cpp chooses: report_text.cpp
 //                    and report_summary.cpp: fping's lines, or with -J
 //                    report_fping_json.cpp's objects; report_json.cpp:
@@ -40,6 +43,7 @@
 #include <exception>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <system_error>
 #include <unistd.h>
@@ -72,11 +76,12 @@ ie::fanout_options fanout_options_for(const settings& s, reporter& report) {
 
 /// Opens the sockets the targets need, so that a refusal is reported once,
 /// up front, with the engine's explanation of what to fix.
-std::optional<std::string> open_sockets(ie::engine& eng, const ie::target_list& list,
+std::optional<std::string> open_sockets(ie::engine& eng,
+                                        const std::vector<ie::ip_address>& addresses,
                                         const std::string& logged) {
     bool need[2] = {false, false};
-    for (const ie::target& t : list.targets())
-        need[t.address.is_v4() ? 0 : 1] = true;
+    for (const ie::ip_address& a : addresses)
+        need[a.is_v4() ? 0 : 1] = true;
     for (int f = 0; f < 2; ++f) {
         if (!need[f])
             continue;
@@ -92,14 +97,27 @@ std::optional<std::string> open_sockets(ie::engine& eng, const ie::target_list& 
     return std::nullopt;
 }
 
+/// fping's exit code (its finish()), counted over the given targets: with
+/// -x/-X N, 0 if at least N answered, else 1; otherwise 2 if a name did not
+/// resolve, 1 if a target did not answer, else 0.
+int exit_code_for(const settings& s, const target_set& targets,
+                  std::span<const ie::series_result> series, std::size_t unresolved) {
+    std::size_t alive = 0;
+    for (const given_target& g : targets.given)
+        alive += series[g.address].alive() ? 1 : 0;
+    if (s.min_reachable != 0)
+        return alive >= s.min_reachable ? exit_all_alive : exit_unreachable;
+    if (unresolved > 0)
+        return exit_unresolved;
+    return alive == targets.given.size() ? exit_all_alive : exit_unreachable;
+}
+
 /// Pings until the fan-out ends, prints the final summary, and returns
 /// the exit code.
-int ping_targets(settings& s, const ie::target_list& list, reporter& report, line_output& lines,
+int ping_targets(settings& s, const target_set& targets, reporter& report, line_output& lines,
                  std::size_t unresolved) {
-    std::vector<ie::ip_address> addresses;
-    addresses.reserve(list.size());
-    for (const ie::target& t : list.targets())
-        addresses.push_back(t.address);
+    const std::vector<ie::ip_address>& addresses = targets.addresses;
+    // Distinct addresses: the fan-out's series() are in this order.
     ie::ping_fanout fan(addresses, fanout_options_for(s, report));
 
     std::string engine_error; // the engine's last error message: which call failed
@@ -110,8 +128,8 @@ int ping_targets(settings& s, const ie::target_list& list, reporter& report, lin
     s.engine.log.set(ie::log_component::sockets, ie::log_level::error)
         .set(ie::log_component::ring, ie::log_level::error);
     ie::engine eng(s.engine);
-    if (const auto why = open_sockets(eng, list, engine_error)) {
-        lines.err("icmpengine: " + *why);
+    if (const auto why = open_sockets(eng, addresses, engine_error)) {
+        lines.err(s.program + ": " + *why);
         return exit_system;
     }
 
@@ -132,10 +150,7 @@ int ping_targets(settings& s, const ie::target_list& list, reporter& report, lin
     eng.stop(); // ends the supervisor
     lines.clear_progress();
 
-    std::size_t alive = 0;
-    for (const ie::series_result& r : fan.series())
-        alive += r.alive() ? 1 : 0;
-    const int code = final_exit_code(s, fan.series().size(), alive, unresolved);
+    const int code = exit_code_for(s, targets, fan.series(), unresolved);
     report.summary(fan.series(), run_status{true, watch.interrupted, unresolved,
                                             std::chrono::steady_clock::now() - started, code});
     std::fflush(stdout);
@@ -146,15 +161,17 @@ int run(settings& s) {
     target_set targets = read_targets(s);
     line_output lines(::isatty(STDERR_FILENO) != 0);
     const std::unique_ptr<reporter> report = make_reporter(s, targets.names, lines);
-    for (const ie::target_failure& f : targets.list.failures())
+    for (const ie::target_failure& f : targets.failures)
         report->resolve_failure(f);
-    const std::size_t unresolved = targets.list.failures().size();
-    if (targets.list.empty()) {
+    const std::size_t unresolved = targets.failures.size();
+    if (targets.addresses.empty()) {
         if (unresolved > 0)
             return exit_unresolved;
-        throw usage_error("no targets");
+        throw usage_error(s.file.empty()  ? "no targets"
+                          : s.file == "-" ? "no targets in the standard input"
+                                          : "no targets in " + printable(s.file));
     }
-    return ping_targets(s, targets.list, *report, lines, unresolved);
+    return ping_targets(s, targets, *report, lines, unresolved);
 }
 
 } // namespace
@@ -168,13 +185,10 @@ int main(int argc, char** argv) {
     try {
         return run(s);
     } catch (const usage_error& e) {
-        std::fprintf(stderr, "icmpengine: %s\n", e.what());
+        std::fprintf(stderr, "%s: %s\n", s.program.c_str(), e.what());
         return exit_usage;
-    } catch (const std::system_error& e) {
-        std::fprintf(stderr, "icmpengine: %s\n", e.what());
-        return exit_system;
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "icmpengine: %s\n", e.what());
+    } catch (const std::exception& e) { // std::system_error among them
+        std::fprintf(stderr, "%s: %s\n", s.program.c_str(), e.what());
         return exit_system;
     }
 }

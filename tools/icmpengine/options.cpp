@@ -1,20 +1,30 @@
 // SPDX-License-Identifier: MIT
-// icmpengine's options (CLI11), their checks, and the settings derived from
-// them. The man page, tools/icmpengine.1, says the same at length.
+// icmpengine's command line: fping's options through glibc getopt_long, their
+// values and checks, and the settings derived from them. usage.cpp prints -h
+// and -v; the man page, tools/icmpengine.1, says the same at length.
+//
+// Why getopt_long and not an option library: fping parses with optparse, a
+// getopt-compatible parser, and scripts rely on its every form: bundled
+// flags (-qs), values attached or apart (-c5, -c 5, --count=5, --count 5),
+// options after the targets, "--" ending the options, no abbreviated long
+// names. getopt_long in "-" mode (arguments returned in order) does the
+// same; the messages are written here to read as fping's.
 #include "options.hpp"
+#include "option_values.hpp"
+#include "usage.hpp"
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
 #include <charconv>
+#include <climits>
 #include <cmath>
 #include <cstdio>
-#include <system_error>
-
-#ifndef ICMPENGINE_VERSION
-#error "the build defines ICMPENGINE_VERSION (tools/meson.build)"
-#endif
+#include <cstdlib>
+#include <cstring>
+#include <getopt.h>
 
 namespace icmpengine_cli {
 
@@ -22,213 +32,492 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr const char* help_footer = R"(
-DURATION is a number of milliseconds as in fping ("250", "0.5"), or a number
-with a unit: ns, us, ms, s ("100us", "1.5s").
+// Long-only options: codes above any character.
+enum long_only : int {
+    opt_timestamp_format = 256,
+    opt_oiface,
+    opt_icmp_timestamp,
+    opt_check_source,
+    opt_print_tos,
+    opt_print_ttl,
+    opt_print_srcaddr,
+    opt_seqmap_timeout,
+    // Ours (change nothing unless given).
+    opt_rate,
+    opt_dscp,
+    opt_max_targets,
+    opt_json_lines,
+    opt_extended_summary,
+};
 
-Modes:
-  default      single-shot: each target is pinged until it answers, at most
-               1 + RETRIES times, each attempt after the previous timed out;
-               prints "TARGET is alive" / "TARGET is unreachable".
-  -c / -C      COUNT pings per target, one every PERIOD, without waiting for
-               earlier replies; per-reply lines, then a summary per target.
-  -l           as -c, until interrupted.
-Pings are sent as fast as the engine goes unless -i or --rate paces them.
+// fping 5.5's long names (src/fping.c), then ours. -T has no long name.
+constexpr option long_options[] = {
+    {"ipv4", no_argument, nullptr, '4'},
+    {"ipv6", no_argument, nullptr, '6'},
+    {"alive", no_argument, nullptr, 'a'},
+    {"addr", no_argument, nullptr, 'A'},
+    {"size", required_argument, nullptr, 'b'},
+    {"backoff", required_argument, nullptr, 'B'},
+    {"count", required_argument, nullptr, 'c'},
+    {"vcount", required_argument, nullptr, 'C'},
+    {"rdns", no_argument, nullptr, 'd'},
+    {"timestamp", no_argument, nullptr, 'D'},
+    {"timestamp-format", required_argument, nullptr, opt_timestamp_format},
+    {"elapsed", no_argument, nullptr, 'e'},
+    {"file", required_argument, nullptr, 'f'},
+    {"generate", no_argument, nullptr, 'g'},
+    {"help", no_argument, nullptr, 'h'},
+    {"ttl", required_argument, nullptr, 'H'},
+    {"interval", required_argument, nullptr, 'i'},
+    {"iface", required_argument, nullptr, 'I'},
+    {"oiface", required_argument, nullptr, opt_oiface},
+    {"json", no_argument, nullptr, 'J'},
+    {"icmp-timestamp", no_argument, nullptr, opt_icmp_timestamp},
+    {"fwmark", required_argument, nullptr, 'k'},
+    {"loop", no_argument, nullptr, 'l'},
+    {"all", no_argument, nullptr, 'm'},
+    {"dontfrag", no_argument, nullptr, 'M'},
+    {"name", no_argument, nullptr, 'n'},
+    {"netdata", no_argument, nullptr, 'N'},
+    {"outage", no_argument, nullptr, 'o'},
+    {"tos", required_argument, nullptr, 'O'},
+    {"period", required_argument, nullptr, 'p'},
+    {"quiet", no_argument, nullptr, 'q'},
+    {"squiet", required_argument, nullptr, 'Q'},
+    {"retry", required_argument, nullptr, 'r'},
+    {"random", no_argument, nullptr, 'R'},
+    {"stats", no_argument, nullptr, 's'},
+    {"src", required_argument, nullptr, 'S'},
+    {"timeout", required_argument, nullptr, 't'},
+    {"unreach", no_argument, nullptr, 'u'},
+    {"version", no_argument, nullptr, 'v'},
+    {"reachable", required_argument, nullptr, 'x'},
+    {"fast-reachable", required_argument, nullptr, 'X'},
+    {"check-source", no_argument, nullptr, opt_check_source},
+    {"print-tos", no_argument, nullptr, opt_print_tos},
+    {"print-ttl", no_argument, nullptr, opt_print_ttl},
+    {"print-srcaddr", no_argument, nullptr, opt_print_srcaddr},
+    {"seqmap-timeout", required_argument, nullptr, opt_seqmap_timeout},
+    {"rate", required_argument, nullptr, opt_rate},
+    {"dscp", required_argument, nullptr, opt_dscp},
+    {"max-targets", required_argument, nullptr, opt_max_targets},
+    {"json-lines", no_argument, nullptr, opt_json_lines},
+    {"extended-summary", no_argument, nullptr, opt_extended_summary},
+    {nullptr, 0, nullptr, 0},
+};
 
-Summary line (stderr):
-  TARGET : xmt/rcv/%loss = S/R/L%, min/avg/max = A/B/C, stddev = D,
-           out-of-order = O, duplicates = U, icmp-errors = E
-  xmt counts pings whose fate is known (not those cancelled in flight);
-  min/avg/max/stddev (ms) are over replies only; stddev is the population
-  standard deviation (as ping's mdev).
+/// fping 5.1's largest -b (its MAX_PING_DATA, 65536 - 40 - 8), and its
+/// message for more; fping 5.5 allows 65507, as the engine does.
+constexpr std::uint64_t max_fping_payload = 65488;
 
-Signals: SIGINT/SIGTERM stop sending and wait for the pings in flight (up to
-their timeout); a second one cancels them; then the summary is printed.
-SIGQUIT prints an interim summary and carries on.
+// "-": non-options come back in order as code 1 (no permutation, whatever
+// POSIXLY_CORRECT says); ":": a missing value is ':' rather than '?'.
+constexpr const char* short_options = "-:46aAb:B:c:C:dDef:ghH:i:I:Jk:lmMnNoO:p:qQ:r:RsS:t:T:uvx:X:";
 
---json prints one JSON object per line (event: start, error, ping, stray,
-target, summary) on stdout; the schema is icmpengine.schema.json, installed
-with the program (see icmpengine(1)).
+/// What the loop saw, beyond the settings: what was given, for the checks
+/// after it.
+struct given_options {
+    bool count = false; // -c or -C
+    bool timeout = false;
+    bool size = false;
+    bool interval = false;
+    bool rate = false;
+    bool dscp = false;
+    bool tos = false;
+    bool fwmark = false;
+    bool oiface = false;
+    bool iface = false;
+    bool name = false; // -n
+    bool rdns = false; // -d
+    double backoff = 1.5;
+    std::uint64_t size_value = 56;
+    std::uint64_t ttl_value = 0;
+};
 
-Exit status:
-  0  every target answered
-  1  some target did not answer
-  2  some target name could not be resolved (takes precedence over 1)
-  3  invalid arguments
-  4  system error (ICMP socket refused, file unreadable, ...)
-)";
-
-CLI::Validator positive_integer() {
-    return CLI::Validator(
-        [](std::string& text) -> std::string {
-            std::uint64_t value = 0;
-            const auto [rest, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-            if (ec != std::errc{} || rest != text.data() + text.size() || value == 0)
-                return "'" + text + "' is not a positive integer";
-            return {};
-        },
-        "COUNT");
+/// "-c" for an option with a letter, "--oiface" for the long-only ones.
+std::string label(int code) {
+    if (code < 256)
+        return std::string("-") + static_cast<char>(code);
+    for (const option& o : long_options)
+        if (o.name != nullptr && o.val == code)
+            return std::string("--") + o.name;
+    return "?";
 }
 
-CLI::Validator duration_check(bool positive) {
-    return CLI::Validator(
-        [positive](std::string& text) -> std::string {
-            const auto d = parse_duration(text);
-            if (!d)
-                return "'" + text + "' is not a duration (e.g. 250, 250ms, 1.5s, 100us)";
-            if (positive && d->count() <= 0)
-                return "'" + text + "' must be longer than zero";
-            return {};
-        },
-        "DURATION");
+/// -Q SECS[,cumulative] (fping 5.5): seconds; a word after a comma is
+/// "cumulative" or ignored, as fping ignores it.
+void set_report_interval(settings& s, const char* text) {
+    const char* comma = std::strchr(text, ',');
+    const std::string number(text, comma != nullptr ? comma : text + std::strlen(text));
+    const double seconds = to_number(label('Q'), number.c_str());
+    if (seconds * 1e9 > static_cast<double>(ie::max_ping_timeout.count()))
+        fail(fmt::format("-Q: '{}' is out of range", printable(text)));
+    s.report_interval = std::chrono::nanoseconds(static_cast<std::int64_t>(seconds * 1e9));
+    s.cumulative = comma != nullptr && std::strcmp(comma + 1, "cumulative") == 0;
+    s.quiet = true;
 }
 
-/// "0x20", "32": fping -O takes decimal or hexadecimal.
-unsigned parse_tos(const std::string& text) {
-    unsigned value = 0;
-    const bool hex = text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X');
-    const char* first = text.data() + (hex ? 2 : 0);
-    const char* last = text.data() + text.size();
-    const auto [rest, ec] = std::from_chars(first, last, value, hex ? 16 : 10);
-    if (ec != std::errc{} || rest != last || first == last || value > 255)
-        throw usage_error("-O/--tos: '" + text + "' is not a TOS byte (0..255, decimal or 0x hex)");
-    if (value & 3)
-        throw usage_error("-O/--tos: '" + text +
-                          "' sets the two ECN bits; only the DSCP (upper six bits) can be set");
-    return value >> 2;
+void set_source(settings& s, const char* text) {
+    const auto a = ie::ip_address::try_parse(text);
+    if (!a || a->scope_id() != 0) // fping: inet_pton, which takes no scope
+        fail(fmt::format("can't parse source address: {}", printable(text)));
+    (a->is_v4() ? s.engine.source_v4 : s.engine.source_v6) = *a; // the last one wins, as fping
+    s.sources.emplace_back(text);
 }
 
-/// The mode, the durations and the pace the options ask for.
-void derive_timing(settings& s, const CLI::App& app) {
-    auto given = [&](const char* name) { return app.get_option(name)->count() > 0; };
-    if (given("--count")) {
-        s.mode = run_mode::count;
-    } else if (given("--vcount")) {
-        s.mode = run_mode::count;
-        s.vector_output = true;
-        s.count = s.vcount;
-    } else if (s.loop) {
-        s.mode = run_mode::loop;
+/// -4 -6 -a -A -d -D -e -g -J -l -m -M -n -N -o -q -R -s -u: true if `code`
+/// is one of them.
+bool apply_flag(int code, settings& s, given_options& g) {
+    switch (code) {
+    case '4':
+    case '6': {
+        const bool v4 = code == '4';
+        if ((v4 && s.ipv6) || (!v4 && s.ipv4))
+            fail("can't specify both -4 and -6");
+        (v4 ? s.ipv4 : s.ipv6) = true;
+        return true;
     }
-    s.period_ns = *parse_duration(s.period);
-    if (!s.timeout.empty())
-        s.timeout_ns = *parse_duration(s.timeout);
-    else if (s.mode == run_mode::single_shot)
-        s.timeout_ns = 500ms; // fping's default
-    else
-        s.timeout_ns = std::min<std::chrono::nanoseconds>(s.period_ns, 2s); // as fping
-    if (!s.interval.empty())
-        s.pace = *parse_duration(s.interval);
-    else if (s.rate > 0)
-        s.pace = std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(1e9 / s.rate)));
+    case 'a':
+        s.alive = true;
+        return true;
+    case 'A':
+        s.by_address = true;
+        return true;
+    case 'd':
+    case 'n':
+        (code == 'd' ? g.rdns : g.name) = true;
+        if (g.rdns && g.name)
+            fail("use either one of -d or -n");
+        s.names = code == 'd' ? name_mode::rdns : name_mode::name;
+        return true;
+    case 'D':
+        s.timestamps = true;
+        return true;
+    case 'e':
+        s.elapsed = true;
+        return true;
+    case 'g':
+        s.generate = true;
+        return true;
+    case 'J':
+        s.json = true;
+        return true;
+    case 'l':
+        s.loop = true;
+        return true;
+    case 'm':
+        s.all_addresses = true;
+        return true;
+    case 'M':
+        s.dont_fragment = true;
+        return true;
+    case 'N':
+        s.netdata = true;
+        return true;
+    case 'o':
+        s.outage = true;
+        return true;
+    case 'q':
+        s.quiet = true;
+        return true;
+    case 'R':
+        s.random_data = true;
+        return true;
+    case 's':
+        s.stats = true;
+        return true;
+    case 'u':
+        s.unreachable = true;
+        return true;
+    default:
+        return false;
+    }
 }
 
-/// The engine configuration the packet options ask for.
-void derive_engine(settings& s, const CLI::App& app) {
-    auto given = [&](const char* name) { return app.get_option(name)->count() > 0; };
+/// The options that take a value, fping's.
+bool apply_value(int code, const char* arg, settings& s, given_options& g) {
+    switch (code) {
+    case 'b':
+        g.size = true;
+        g.size_value = to_unsigned(label(code), arg, 10, UINT_MAX);
+        return true;
+    case 'B':
+        g.backoff = to_number(label(code), arg);
+        return true;
+    case 'c':
+    case 'C':
+        s.count = to_positive(label(code), arg);
+        g.count = true;
+        if (code == 'C')
+            s.vector_output = true; // as fping: -C anywhere asks for the vectors
+        return true;
+    case 'f':
+        s.file = arg;
+        return true;
+    case 'H':
+        g.ttl_value = to_positive(label(code), arg);
+        return true;
+    case 'i':
+        s.interval = arg;
+        s.pace = to_duration(label(code), arg);
+        g.interval = true;
+        return true;
+    case 'I':
+        s.interface = arg;
+        g.iface = true;
+        return true;
+    case 'k':
+        s.fwmark = static_cast<std::uint32_t>(to_positive(label(code), arg));
+        g.fwmark = true;
+        return true;
+    case 'O':
+        s.tos = arg;
+        g.tos = true;
+        to_unsigned(label(code), arg, 0, 255);
+        return true;
+    case 'p':
+        s.period = arg;
+        s.period_ns = to_duration(label(code), arg);
+        return true;
+    case 'Q':
+        set_report_interval(s, arg);
+        return true;
+    case 'r':
+        s.retries = static_cast<std::uint32_t>(to_unsigned(label(code), arg, 10, UINT_MAX - 1));
+        return true;
+    case 'S':
+        set_source(s, arg);
+        return true;
+    case 't':
+        s.timeout = arg;
+        s.timeout_ns = to_duration(label(code), arg);
+        g.timeout = true;
+        return true;
+    case 'T':
+        return true; // ignored, as fping ignores it ("select timeout", fping 2.4)
+    case 'x':
+    case 'X':
+        s.min_reachable = static_cast<std::uint32_t>(to_positive(label(code), arg));
+        s.fast_reachable = s.fast_reachable || code == 'X';
+        return true;
+    default:
+        return false;
+    }
+}
+
+/// The long-only options: fping 5.5's, then ours.
+bool apply_long_only(int code, const char* arg, settings& s, given_options& g) {
+    switch (code) {
+    case opt_timestamp_format: {
+        const std::string_view f = arg;
+        if (f == "ctime")
+            s.timestamp_format = stamp_format::ctime;
+        else if (f == "iso")
+            s.timestamp_format = stamp_format::iso;
+        else if (f == "rfc3339")
+            s.timestamp_format = stamp_format::rfc3339;
+        else
+            fail(fmt::format("--timestamp-format: '{}' is not ctime, iso or rfc3339",
+                             printable(arg)));
+        return true;
+    }
+    case opt_oiface:
+        s.oiface = arg;
+        g.oiface = true;
+        return true;
+    case opt_icmp_timestamp:
+        s.icmp_timestamp = true;
+        return true;
+    case opt_check_source:
+        s.check_source = true;
+        return true;
+    case opt_print_tos:
+        s.print_tos = true;
+        return true;
+    case opt_print_ttl:
+        s.print_ttl = true;
+        return true;
+    case opt_print_srcaddr:
+        s.print_srcaddr = true;
+        return true;
+    case opt_seqmap_timeout:
+        s.seqmap_timeout = to_duration(label(code), arg);
+        return true;
+    case opt_rate: {
+        const double pps = to_number(label(code), arg);
+        if (pps < 1e-3 || pps > 1e9)
+            fail(fmt::format("--rate: '{}' is out of range (0.001 to 1000000000)", printable(arg)));
+        s.rate = pps;
+        g.rate = true;
+        return true;
+    }
+    case opt_dscp:
+        s.dscp = static_cast<unsigned>(to_unsigned(label(code), arg, 10, 63));
+        g.dscp = true;
+        return true;
+    case opt_max_targets:
+        s.max_targets = to_positive(label(code), arg, std::uint64_t{1} << 24);
+        return true;
+    case opt_json_lines:
+        s.json_lines = true;
+        return true;
+    case opt_extended_summary:
+        s.extended_summary = true;
+        return true;
+    default:
+        return false;
+    }
+}
+
+/// fping's combination checks (src/fping.c, after the option loop), in its
+/// order, then ours. Each fails with fping's message and exit code.
+void check_combinations(const settings& s, const given_options& g) {
+    if (g.ttl_value > 255)
+        fail(fmt::format("ttl {} out of range", g.ttl_value));
+    if (s.alive && s.unreachable)
+        fail("specify only one of a, u");
+    if (g.oiface && g.iface)
+        fail("specify only --oiface or -I, --iface");
+    if (g.count && s.loop)
+        fail("specify only one of c, l");
+    if (s.json && !g.count && !s.loop)
+        fail("option -J, --json requires -c, -C, or -l");
+    if (s.period_ns < 1us)
+        fail("-p must be >= 0.001");
+    if (g.size_value > max_fping_payload)
+        fail(fmt::format("data size {} not valid, must be lower than {}", g.size_value,
+                         max_fping_payload));
+    if (g.backoff > 5.0 || g.backoff < 1.0)
+        fail(
+            fmt::format("backoff factor {:.1f} not valid, must be between 1.0 and 5.0", g.backoff));
+    if (s.icmp_timestamp && g.size)
+        fail("cannot change ICMP Timestamp size");
+    // Ours.
+    if (s.json && s.json_lines)
+        fail("-J/--json (fping's JSON) and --json-lines cannot be combined");
+    if (g.interval && g.rate)
+        fail("-i/--interval and --rate cannot be combined");
+    if (g.dscp && g.tos)
+        fail("--dscp and -O/--tos cannot be combined");
+}
+
+/// Options the engine cannot honour: a clear error, exit 3 (as fping for
+/// an option its platform lacks), never a silent ignore.
+void check_supported(const settings& s) {
+    auto refuse = [](std::string_view option, std::string_view why) {
+        fail(fmt::format("{} is not supported: {}", option, why), exit_unsupported);
+    };
+    if (s.icmp_timestamp)
+        refuse("--icmp-timestamp", "icmpengine sends ICMP echo requests only");
+    if (s.fwmark != 0)
+        refuse("-k/--fwmark", "the engine sets no SO_MARK on its sockets");
+    if (!s.oiface.empty())
+        refuse("--oiface", "the engine chooses no outgoing interface per packet (use -I)");
+    if (s.check_source)
+        refuse("--check-source", "the engine does not compare a reply's source address");
+    if (s.random_data)
+        refuse("-R/--random", "the engine's payload is a fixed pattern that it checks in replies");
+    if (!s.tos.empty()) {
+        const unsigned long tos = std::strtoul(s.tos.c_str(), nullptr, 0);
+        if ((tos & 3) != 0)
+            refuse("-O with the ECN bits set",
+                   "only the DSCP (the upper six bits of the TOS byte) can be set");
+    }
+}
+
+/// The mode, the durations, the pace and the engine configuration.
+void derive(settings& s, const given_options& g) {
+    s.mode = g.count ? run_mode::count : s.loop ? run_mode::loop : run_mode::single_shot;
+    if (s.vector_output)
+        s.vcount = s.count;
+    s.backoff = g.backoff;
+    s.size = static_cast<std::uint32_t>(g.size_value);
+    s.ttl = static_cast<unsigned>(g.ttl_value);
+    if (!g.timeout) // fping: 500 ms; with -c/-C/-l the period, up to 2 s
+        s.timeout_ns = s.mode == run_mode::single_shot
+                           ? std::chrono::nanoseconds(500ms)
+                           : std::min<std::chrono::nanoseconds>(s.period_ns, 2s);
+    if (s.timeout_ns <= std::chrono::nanoseconds::zero())
+        fail(fmt::format("-t: '{}' must be above 0", printable(s.timeout)));
+    if (g.rate)
+        s.pace = std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(1e9 / s.rate)));
     ie::engine_config& e = s.engine;
-    if (given("--dscp"))
+    if (g.dscp)
         e.dscp = static_cast<std::uint8_t>(s.dscp);
-    if (given("--tos"))
-        e.dscp = static_cast<std::uint8_t>(parse_tos(s.tos));
+    if (g.tos)
+        e.dscp = static_cast<std::uint8_t>(std::strtoul(s.tos.c_str(), nullptr, 0) >> 2);
     e.ttl = static_cast<std::uint8_t>(s.ttl);
     e.dont_fragment = s.dont_fragment;
     e.interface = s.interface;
-    for (const std::string& text : s.sources) {
-        const auto a = ie::ip_address::try_parse(text);
-        if (!a)
-            throw usage_error("-S/--src: '" + text + "' is not an IPv4 or IPv6 address");
-        auto& slot = a->is_v4() ? e.source_v4 : e.source_v6;
-        if (slot)
-            throw usage_error("-S/--src: '" + text + "': a source address for IPv" +
-                              (a->is_v4() ? "4" : "6") + " was given already (" +
-                              slot->to_string() + ")");
-        slot = *a;
+}
+
+/// "fping" (or "fping6") when invoked under that name, else "icmpengine".
+std::string program_name(const char* argv0) {
+    const char* slash = argv0 != nullptr ? std::strrchr(argv0, '/') : nullptr;
+    const std::string_view base = slash != nullptr ? slash + 1 : argv0 != nullptr ? argv0 : "";
+    return base == "fping" || base == "fping6" ? std::string(base) : "icmpengine";
+}
+
+/// The message for what getopt_long refused (code '?' or ':'), as fping's
+/// optparse words it: "invalid option -- 'Z'", "option requires an argument
+/// -- 'count'", "option takes no arguments -- 'quiet'".
+parse_failure refusal(int code, const char* element) {
+    const bool is_long = std::strncmp(element, "--", 2) == 0;
+    std::string name =
+        is_long ? std::string(element + 2) : std::string(1, static_cast<char>(optopt));
+    std::string what = "invalid option";
+    if (code == ':') {
+        what = "option requires an argument";
+    } else if (is_long && optopt != 0) { // a known long option given "=value"
+        what = "option takes no arguments";
+        name = name.substr(0, name.find('='));
     }
+    return {fmt::format("{} -- '{}'", what, printable(name)), exit_usage, true};
 }
 
-/// Fills in the derived settings and the engine configuration; throws
-/// usage_error for combinations CLI11 cannot check.
-void derive(settings& s, const CLI::App& app) {
-    derive_timing(s, app);
-    derive_engine(s, app);
-    if (s.generate && !s.file.empty())
-        throw usage_error("-g/--generate and -f/--file cannot be combined");
-    if (s.generate && s.targets.empty())
-        throw usage_error("-g/--generate needs ADDRESS/PREFIX or FIRST LAST");
+/// True unless the long option at `element` was abbreviated ("--coun=5"),
+/// which getopt_long accepts and fping does not.
+bool exact_long_name(const char* element, int index) {
+    if (index < 0 || std::strncmp(element, "--", 2) != 0)
+        return true;
+    const std::string_view given =
+        std::string_view(element + 2).substr(0, std::string_view(element + 2).find('='));
+    return given == long_options[index].name;
 }
 
-void add_target_options(CLI::App& app, settings& s) {
-    app.add_option("targets", s.targets,
-                   "Addresses or host names; with -g, ADDRESS/PREFIX... or FIRST LAST")
-        ->type_name("TARGET");
-    app.add_option("-f,--file", s.file, "Read targets from FILE, one per line ('-': stdin)")
-        ->type_name("FILE");
-    app.add_flag("-g,--generate", s.generate,
-                 "Targets are CIDR prefixes (IPv4 or IPv6) or a range FIRST LAST");
-    app.add_option("--max-targets", s.max_targets, "Most addresses -g may expand to")
-        ->capture_default_str()
-        ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 24));
-    auto* v4 = app.add_flag("-4,--ipv4", s.ipv4, "Only IPv4 addresses and name resolution");
-    auto* v6 = app.add_flag("-6,--ipv6", s.ipv6, "Only IPv6 addresses and name resolution");
-    v4->excludes(v6);
-    app.add_flag("-m,--all", s.all_addresses, "Ping every address a name resolves to (see -A)");
-}
-
-void add_ping_options(CLI::App& app, settings& s) {
-    auto* count = app.add_option("-c,--count", s.count, "Send COUNT pings to each target")
-                      ->check(positive_integer());
-    auto* vcount = app.add_option("-C,--vcount", s.vcount,
-                                  "As -c, and report each ping's RTT per target at the end")
-                       ->check(positive_integer());
-    auto* loop = app.add_flag("-l,--loop", s.loop, "Ping until interrupted");
-    count->excludes(vcount)->excludes(loop);
-    vcount->excludes(loop);
-    app.add_option("-p,--period", s.period, "Time between pings to one target (-c/-C/-l)")
-        ->capture_default_str()
-        ->check(duration_check(true));
-    app.add_option("-t,--timeout", s.timeout,
-                   "Per-ping timeout (default 500 ms; with -c/-C/-l the period, at most 2 s)")
-        ->check(duration_check(true));
-    app.add_option("-r,--retry", s.retries, "Retries after a timeout, single-shot mode only")
-        ->capture_default_str()
-        ->check(CLI::Range(0u, 1000000u));
-    auto* interval =
-        app.add_option("-i,--interval", s.interval,
-                       "Least time between any two pings, across targets (default: unpaced)")
-            ->check(duration_check(false));
-    auto* rate = app.add_option("--rate", s.rate, "Pings per second at most, across targets")
-                     ->type_name("PPS")
-                     ->check(CLI::Range(1e-3, 1e9));
-    interval->excludes(rate);
-}
-
-void add_packet_options(CLI::App& app, settings& s) {
-    app.add_option("-s,-b,--size", s.size, "ICMP payload bytes")
-        ->capture_default_str()
-        ->check(CLI::Range(0u, 65507u));
-    auto* dscp = app.add_option("--dscp", s.dscp, "DSCP (IPv4 TOS / IPv6 traffic class)")
-                     ->check(CLI::Range(0u, 63u));
-    auto* tos =
-        app.add_option("-O,--tos", s.tos, "TOS byte, decimal or 0x hex (ECN bits must be 0)");
-    dscp->excludes(tos);
-    app.add_option("-H,--ttl", s.ttl, "IP TTL / IPv6 hop limit")->check(CLI::Range(1u, 255u));
-    app.add_option("-S,--src", s.sources, "Source address (once per family)")
-        ->type_name("ADDRESS")
-        ->allow_extra_args(false); // one address per -S: never a target after it
-    app.add_option("-I,--iface", s.interface, "Bind to interface IFACE (SO_BINDTODEVICE)");
-    app.add_flag("-M,--dontfrag", s.dont_fragment, "Set Don't Fragment (IPv4) / IPV6_DONTFRAG");
-}
-
-void add_output_options(CLI::App& app, settings& s) {
-    app.add_flag("-q,--quiet", s.quiet, "No per-ping lines, only summaries");
-    app.add_flag("-a,--alive", s.alive, "List the targets that answered");
-    app.add_flag("-u,--unreach", s.unreachable, "List the targets that did not answer");
-    app.add_flag("-A,--addr", s.by_address, "Show targets by address, not by name");
-    app.add_flag("-D,--timestamp", s.timestamps, "Unix time before each per-ping line");
-    app.add_flag("-e,--elapsed", s.elapsed, "Show the RTT on 'is alive' lines");
-    app.add_flag("--stats", s.stats, "Print totals at the end (as fping -s)");
-    app.add_flag("--json", s.json, "JSON Lines on stdout (schema: icmpengine.schema.json)");
+/// Runs getopt_long over argv. Returns 0 after -h / -v (printed), else
+/// std::nullopt; throws parse_failure.
+std::optional<int> read_options(int argc, char** argv, settings& s, given_options& g) {
+    opterr = 0;
+    optind = 1;
+    for (;;) {
+        const int before = optind;
+        int index = -1;
+        const int code = getopt_long(argc, argv, short_options, long_options, &index);
+        if (code == -1)
+            break;
+        const char* element = before < argc ? argv[before] : "";
+        if (code == '?' || code == ':')
+            throw refusal(code, element);
+        if (!exact_long_name(element, index))
+            throw parse_failure{fmt::format("invalid option -- '{}'", printable(element + 2)),
+                                exit_usage, true};
+        if (code == 1) {
+            s.targets.emplace_back(optarg);
+        } else if (code == 'h') {
+            print_usage(stdout, s.program);
+            return 0;
+        } else if (code == 'v') {
+            print_version(stdout, s.program);
+            return 0;
+        } else if (!apply_flag(code, s, g) && !apply_value(code, optarg, s, g) &&
+                   !apply_long_only(code, optarg, s, g)) {
+            throw parse_failure{fmt::format("invalid option -- '{}'", code), exit_usage, true};
+        }
+    }
+    for (int i = optind; i < argc; ++i) // after "--"
+        s.targets.emplace_back(argv[i]);
+    return std::nullopt;
 }
 
 } // namespace
@@ -245,59 +534,24 @@ std::string_view to_string(run_mode m) {
     return "?";
 }
 
-std::optional<std::chrono::nanoseconds> parse_duration(std::string_view text) {
-    double value = 0;
-    const char* begin = text.data();
-    const char* end = text.data() + text.size();
-    const auto [rest, ec] = std::from_chars(begin, end, value);
-    if (ec != std::errc{} || rest == begin || !std::isfinite(value) || value < 0)
-        return std::nullopt;
-    const std::string_view unit(rest, static_cast<std::size_t>(end - rest));
-    double ns_per_unit = 0;
-    if (unit.empty() || unit == "ms")
-        ns_per_unit = 1e6;
-    else if (unit == "s")
-        ns_per_unit = 1e9;
-    else if (unit == "us")
-        ns_per_unit = 1e3;
-    else if (unit == "ns")
-        ns_per_unit = 1;
-    else
-        return std::nullopt;
-    const double ns = value * ns_per_unit;
-    if (ns > 1e18) // ~31 years: beyond any timeout the engine takes
-        return std::nullopt;
-    return std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(ns)));
-}
-
 std::optional<int> parse_command_line(int argc, char** argv, settings& s) {
-    CLI::App app{"icmpengine: ping many hosts at once over io_uring (fping-compatible options).",
-                 "icmpengine"};
-    app.footer(help_footer);
-    app.set_version_flag("-v,--version", "icmpengine " ICMPENGINE_VERSION);
-    app.get_formatter()->column_width(32);
-    add_target_options(app, s);
-    add_ping_options(app, s);
-    add_packet_options(app, s);
-    add_output_options(app, s);
-
+    s.program = program_name(argc > 0 ? argv[0] : nullptr);
+    if (s.program == "fping6")
+        s.ipv6 = true; // as fping, for its old fping6 name
+    s.period_ns = 1000ms;
+    s.pace = 10ms; // fping's -i default
+    given_options g;
     try {
-        app.parse(argc, argv);
-    } catch (const CLI::CallForHelp& e) {
-        return app.exit(e);
-    } catch (const CLI::CallForAllHelp& e) {
-        return app.exit(e);
-    } catch (const CLI::CallForVersion& e) {
-        return app.exit(e);
-    } catch (const CLI::ParseError& e) {
-        std::fprintf(stderr, "icmpengine: %s\nRun with --help for more information.\n", e.what());
-        return exit_usage;
-    }
-    try {
-        derive(s, app);
-    } catch (const usage_error& e) {
-        std::fprintf(stderr, "icmpengine: %s\n", e.what());
-        return exit_usage;
+        if (const std::optional<int> done = read_options(argc, argv, s, g))
+            return done;
+        check_combinations(s, g);
+        check_supported(s);
+        derive(s, g);
+    } catch (const parse_failure& f) {
+        std::fprintf(stderr, "%s: %s\n", s.program.c_str(), f.message.c_str());
+        if (f.hint)
+            std::fprintf(stderr, "see '%s -h' for usage information\n", s.program.c_str());
+        return f.code;
     }
     return std::nullopt;
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The command line of icmpengine: what it asks for (settings), and the
-// parser that fills it in (CLI11) and rejects what cannot run (exit 3).
+// parser that fills it in (getopt_long, as fping's) and rejects what cannot
+// run (exit 1 as fping, or 3 for what this build cannot do).
 #pragma once
 
 #include <icmpengine/icmpengine.hpp>
@@ -17,11 +18,17 @@ namespace icmpengine_cli {
 
 namespace ie = ::icmpengine;
 
-// Exit codes, as fping's (fping(8), DIAGNOSTICS).
+// Exit codes, as fping's. fping(8) says 3 for invalid arguments, but the
+// fping binaries (5.1 to 5.5) exit 1 for every invalid command line (their
+// usage(1) is exit(1)); scripts see 1, so we exit 1 too. fping exits 3 only
+// for an option the platform cannot do (-I without SO_BINDTODEVICE,
+// --oiface without IP_PKTINFO): so do we, for the options the engine
+// cannot honour (exit_unsupported).
 constexpr int exit_all_alive = 0;
 constexpr int exit_unreachable = 1;
 constexpr int exit_unresolved = 2;
-constexpr int exit_usage = 3;
+constexpr int exit_usage = 1;
+constexpr int exit_unsupported = 3;
 constexpr int exit_system = 4;
 
 constexpr std::uint64_t default_max_targets = std::uint64_t{1} << 20;
@@ -72,7 +79,7 @@ struct settings {
     std::uint32_t fwmark = 0;                   ///< -k N
     bool icmp_timestamp = false;                ///< --icmp-timestamp
     bool check_source = false;                  ///< --check-source
-    std::chrono::nanoseconds seqmap_timeout{0}; ///< --seqmap-timeout MSEC (0: fping's 10 s)
+    std::chrono::nanoseconds seqmap_timeout{0}; ///< --seqmap-timeout MSEC (no effect: no seqmap)
 
     // Output.
     bool quiet = false;                                         ///< -q (also set by -Q)
@@ -80,8 +87,8 @@ struct settings {
     bool cumulative = false;                                    ///< -Q SECS,cumulative
     bool alive = false;                                         ///< -a
     bool unreachable = false;                                   ///< -u
-    bool by_address = false;                                    ///< -A
-    name_mode names = name_mode::as_given;                      ///< -n / -d
+    bool by_address = false;                                    ///< -A (in given_target::name)
+    name_mode names = name_mode::as_given;                      ///< -n / -d (likewise)
     bool timestamps = false;                                    ///< -D
     stamp_format timestamp_format = stamp_format::unix_seconds; ///< --timestamp-format
     bool elapsed = false;                                       ///< -e
@@ -96,32 +103,46 @@ struct settings {
     bool print_srcaddr = false;      ///< --print-srcaddr
     std::uint32_t min_reachable = 0; ///< -x N / -X N
     bool fast_reachable = false;     ///< -X N
-    /// The name messages start with: "fping" when invoked as fping (argv[0]
-    /// ends in "fping"), else "icmpengine".
+    /// The name messages start with: "fping" (or "fping6", which implies -6)
+    /// when argv[0]'s base name is that, else "icmpengine".
     std::string program = "icmpengine";
 
     // Derived.
-    run_mode mode = run_mode::single_shot;
-    bool vector_output = false;
-    std::chrono::nanoseconds period_ns{0};
+    run_mode mode = run_mode::single_shot; ///< count: -c or -C; loop: -l
+    bool vector_output = false;            ///< -C given (anywhere, as fping)
+    std::chrono::nanoseconds period_ns{0}; ///< -p (default 1000 ms)
+    /// -t, else fping's: 500 ms, or with -c/-C/-l the period up to 2 s.
     std::chrono::nanoseconds timeout_ns{0};
+    /// Least time between any two pings: -i, --rate, else fping's 10 ms.
     std::chrono::nanoseconds pace{0};
     ie::engine_config engine;
 };
 
-/// A command-line error found after parsing: exit 3 with this message.
+/// A command-line error found after parsing: exit_usage (1) with this
+/// message, after the program name.
 struct usage_error : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
-/// "250" (milliseconds, as fping takes them), "0.5", "250ms", "1.5s",
-/// "100us", "2000ns". std::nullopt if the text is none of these.
+/// `text` made fit for a one-line message: control bytes, DEL and bytes
+/// above 0x7f as \xNN, and cut after 64 bytes of input with "...".
+std::string printable(std::string_view text);
+
+/// "250" (milliseconds, as fping takes them: strtod, so "0.5", "1e3" too),
+/// or a number with a unit (ours): "250ms", "1.5s", "100us", "2000ns".
+/// std::nullopt if the text is none of these, negative, or longer than
+/// ~31 years (duration_out_of_range tells which).
 std::optional<std::chrono::nanoseconds> parse_duration(std::string_view text);
 
+/// True if `text` is a number (with or without a unit) too large for
+/// parse_duration: "out of range" rather than "not a duration".
+bool duration_out_of_range(std::string_view text);
+
 /// Parses the command line into `s`, derived settings included. Returns the
-/// exit code when the program ends here: 0 after --help or --version (printed
-/// to stdout), exit_usage after an invalid command line (the reason printed
-/// to stderr). std::nullopt: `s` is ready to run.
+/// exit code when the program ends here: 0 after -h or -v (printed to
+/// stdout), exit_usage or exit_unsupported after an invalid command line
+/// (the reason printed to stderr, one line, starting with s.program).
+/// std::nullopt: `s` is ready to run.
 std::optional<int> parse_command_line(int argc, char** argv, settings& s);
 
 } // namespace icmpengine_cli

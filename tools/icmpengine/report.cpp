@@ -19,15 +19,6 @@ std::unique_ptr<reporter> make_reporter(const settings& s, std::vector<std::stri
     return std::make_unique<text_reporter>(s, std::move(names), lines);
 }
 
-int final_exit_code(const settings& s, std::size_t targets, std::size_t alive,
-                    std::size_t unresolved) {
-    if (s.min_reachable > 0)
-        return alive >= s.min_reachable ? exit_all_alive : exit_unreachable;
-    if (unresolved > 0)
-        return exit_unresolved;
-    return alive == targets ? exit_all_alive : exit_unreachable;
-}
-
 std::string format_ms(double ms) {
     if (ms < 0.0)
         return fmt::format("{:.2g}", ms);

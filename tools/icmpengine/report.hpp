@@ -56,12 +56,6 @@ class reporter {
 std::unique_ptr<reporter> make_reporter(const settings& s, std::vector<std::string> names,
                                         line_output& lines);
 
-/// The exit code of a finished run, as fping's: with -x N, 0 if at least N
-/// targets answered, else 1; otherwise 2 if a name did not resolve, 1 if a
-/// target did not answer, 0 if all did.
-int final_exit_code(const settings& s, std::size_t targets, std::size_t alive,
-                    std::size_t unresolved);
-
 inline double to_ms(std::chrono::nanoseconds d) {
     return static_cast<double>(d.count()) / 1e6;
 }
