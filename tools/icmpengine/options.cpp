@@ -408,7 +408,8 @@ void check_supported(const settings& s) {
         fail(fmt::format("{} is not supported: {}", option, why), exit_unsupported);
     };
     if (s.icmp_timestamp)
-        refuse("--icmp-timestamp", "icmpengine sends ICMP echo requests only");
+        refuse("--icmp-timestamp", "icmpengine sends ICMP echo requests only (the unprivileged "
+                                   "ICMP datagram sockets it uses carry nothing else)");
     if (s.fwmark != 0)
         refuse("-k/--fwmark", "the engine sets no SO_MARK on its sockets");
     if (!s.oiface.empty())

@@ -1,0 +1,1 @@
+\A(fping|icmpengine): --icmp-timestamp is not supported: [^\n]+\n\Z
