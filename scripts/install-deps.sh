@@ -11,7 +11,7 @@ packages=(
   cmake                                 # tests/consumers: a CMake project using pkg-config
   liburing-dev libfmt-dev               # the library
   catch2 libbenchmark-dev               # tests, benchmarks
-  libcli11-dev nlohmann-json3-dev       # the command-line tool
+  nlohmann-json3-dev                    # the command-line tool (--json-lines)
   libasio-dev                           # include/icmpengine/asio.hpp: its tests, example server, benchmarks
   iproute2 util-linux procps            # ip, unshare, nsenter, sysctl: private namespaces
   fping iputils-ping                    # side-by-side figures; fping: the oracle of tests/fping_compat
