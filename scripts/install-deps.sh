@@ -15,6 +15,7 @@ packages=(
   libasio-dev                           # include/icmpengine/asio.hpp: its tests, example server, benchmarks
   iproute2 util-linux procps            # ip, unshare, nsenter, sysctl: private namespaces
   fping iputils-ping                    # side-by-side figures; fping: the oracle of tests/fping_compat
+  monitoring-plugins-standard           # check_fping: an fping consumer (tests/fping_compat/consumers.sh)
 )
 
 missing=()
