@@ -419,4 +419,13 @@ TEST_CASE("-X N ends the run once N targets answered (fping 5.5)", "[cli][output
     CHECK(r.status == 0);
     CHECK(r.out == "Enough hosts reachable (required: 1, reachable: 1)\n");
     CHECK(took < std::chrono::seconds(30));
+
+    // Targets count as given: one address under two names is two of them.
+    const auto again = std::chrono::steady_clock::now();
+    const program_output two =
+        ours({"-X", "2", "-t", "60000", "-r", "0", "198.18.0.9", "127.0.0.1", "localhost"});
+    INFO(two.out << two.err);
+    CHECK(two.status == 0);
+    CHECK(two.out == "Enough hosts reachable (required: 2, reachable: 2)\n");
+    CHECK(std::chrono::steady_clock::now() - again < std::chrono::seconds(30));
 }

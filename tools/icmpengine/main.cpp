@@ -144,7 +144,10 @@ int ping_targets(settings& s, const target_set& targets, reporter& report, line_
                      unresolved,
                      s.mode == run_mode::single_shot ? std::chrono::nanoseconds{0}
                                                      : s.report_interval,
-                     s.fast_reachable ? std::size_t{s.min_reachable} : 0};
+                     s.fast_reachable ? std::size_t{s.min_reachable} : 0,
+                     std::vector<std::size_t>(addresses.size(), 0)};
+    for (const given_target& g : targets.given)
+        ++watch.given_per_address[g.address];
     eng.spawn(watch.run());
     eng.run(fan.run(eng));
     eng.stop(); // ends the supervisor
