@@ -245,6 +245,49 @@ TEST_CASE("-Q interval reports and -N netdata as fping's", "[cli][output][fping]
     CHECK(r.out.empty()); // -Q is quiet
 }
 
+TEST_CASE("one address under several names: lines per given target, as fping's",
+          "[cli][output][fping]") {
+    // 127.1, localhost and 127.1 again are one address, pinged once; each
+    // given target gets its own lines and summary, in the order given.
+    const program_output r = ours({"-c", "2", "-p", "100", "127.1", "localhost", "127.1"});
+    INFO(r.out << r.err);
+    CHECK(r.status == 0);
+    const auto out = testing::lines_of(r.out);
+    REQUIRE(out.size() == 6);
+    const char* const names[] = {"127.1    ", "localhost", "127.1    "};
+    for (std::size_t k = 0; k < out.size(); ++k) {
+        INFO("line " << k << ": " << out[k]);
+        const std::string want =
+            std::string(names[k % 3]) + " : [" + std::to_string(k / 3) + "], 64 bytes, ";
+        CHECK(out[k].rfind(want, 0) == 0);
+    }
+    const auto err = testing::lines_of(r.err);
+    REQUIRE(err.size() == 4);
+    CHECK(err[0].empty());
+    const std::regex summary(
+        R"(^(127\.1    |localhost) : xmt/rcv/%loss = 2/2/0%, min/avg/max = [\d.]+/[\d.]+/[\d.]+$)");
+    for (std::size_t k = 1; k < err.size(); ++k) {
+        CHECK(std::regex_match(err[k], summary));
+        CHECK(err[k].rfind(names[k - 1], 0) == 0);
+    }
+
+    if (!have_fping())
+        return;
+    const std::vector<std::vector<std::string>> cases = {
+        {"127.0.0.1", "localhost", "127.0.0.1"},
+        {"-c", "2", "-p", "100", "127.1", "localhost", "127.1"},
+        {"-C", "2", "-p", "100", "127.0.0.1", "localhost"},
+        {"-a", "127.0.0.1", "localhost"},
+        {"-u", "127.0.0.1", "localhost"},
+        {"-s", "127.0.0.1", "localhost"},
+        {"-q", "-c", "1", "127.0.0.1", "localhost"},
+        {"-A", "127.0.0.1", "localhost"},
+        {"-A", "-c", "1", "127.0.0.1", "localhost"},
+    };
+    for (const auto& args : cases)
+        same_as_fping(args);
+}
+
 TEST_CASE("the summary line ends at min/avg/max unless --extended-summary", "[cli][output]") {
     const std::regex plain(
         R"(^127\.0\.0\.1 : xmt/rcv/%loss = 2/2/0%, min/avg/max = [\d.]+/[\d.]+/[\d.]+$)");
@@ -376,4 +419,13 @@ TEST_CASE("-X N ends the run once N targets answered (fping 5.5)", "[cli][output
     CHECK(r.status == 0);
     CHECK(r.out == "Enough hosts reachable (required: 1, reachable: 1)\n");
     CHECK(took < std::chrono::seconds(30));
+
+    // Targets count as given: one address under two names is two of them.
+    const auto again = std::chrono::steady_clock::now();
+    const program_output two =
+        ours({"-X", "2", "-t", "60000", "-r", "0", "198.18.0.9", "127.0.0.1", "localhost"});
+    INFO(two.out << two.err);
+    CHECK(two.status == 0);
+    CHECK(two.out == "Enough hosts reachable (required: 2, reachable: 2)\n");
+    CHECK(std::chrono::steady_clock::now() - again < std::chrono::seconds(30));
 }

@@ -135,7 +135,7 @@ int ping_targets(settings& s, const target_set& targets, reporter& report, line_
 
     install_signal_handlers();
     const auto started = std::chrono::steady_clock::now();
-    report.start(fan.series().size());
+    report.start(targets.given.size());
     supervisor watch{eng,
                      fan,
                      report,
@@ -144,7 +144,10 @@ int ping_targets(settings& s, const target_set& targets, reporter& report, line_
                      unresolved,
                      s.mode == run_mode::single_shot ? std::chrono::nanoseconds{0}
                                                      : s.report_interval,
-                     s.fast_reachable ? std::size_t{s.min_reachable} : 0};
+                     s.fast_reachable ? std::size_t{s.min_reachable} : 0,
+                     std::vector<std::size_t>(addresses.size(), 0)};
+    for (const given_target& g : targets.given)
+        ++watch.given_per_address[g.address];
     eng.spawn(watch.run());
     eng.run(fan.run(eng));
     eng.stop(); // ends the supervisor
@@ -160,7 +163,7 @@ int ping_targets(settings& s, const target_set& targets, reporter& report, line_
 int run(settings& s) {
     target_set targets = read_targets(s);
     line_output lines(::isatty(STDERR_FILENO) != 0);
-    const std::unique_ptr<reporter> report = make_reporter(s, targets.names, lines);
+    const std::unique_ptr<reporter> report = make_reporter(s, targets, lines);
     for (const ie::target_failure& f : targets.failures)
         report->resolve_failure(f);
     const std::size_t unresolved = targets.failures.size();

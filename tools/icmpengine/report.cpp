@@ -8,15 +8,29 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <ctime>
 
 namespace icmpengine_cli {
 
-std::unique_ptr<reporter> make_reporter(const settings& s, std::vector<std::string> names,
+report_targets::report_targets(const target_set& targets)
+    : given(targets.given), names_of(targets.addresses.size()) {
+    for (const given_target& g : given)
+        names_of.at(g.address).push_back(g.name);
+}
+
+std::size_t report_targets::width() const {
+    std::size_t w = 0;
+    for (const given_target& g : given)
+        w = std::max(w, g.name.size());
+    return w;
+}
+
+std::unique_ptr<reporter> make_reporter(const settings& s, const target_set& targets,
                                         line_output& lines) {
     if (s.json_lines)
-        return std::make_unique<json_reporter>(s, std::move(names), lines);
-    return std::make_unique<text_reporter>(s, std::move(names), lines);
+        return std::make_unique<json_reporter>(s, report_targets(targets), lines);
+    return std::make_unique<text_reporter>(s, report_targets(targets), lines);
 }
 
 std::string format_ms(double ms) {

@@ -7,6 +7,7 @@
 
 #include "line_output.hpp"
 #include "options.hpp"
+#include "targets.hpp"
 
 #include <icmpengine/icmpengine.hpp>
 
@@ -34,14 +35,34 @@ struct run_status {
     bool periodic = false;        ///< an interval report that -Q scheduled (not SIGQUIT)
 };
 
+/// The targets as the reports show them: one line (or object) per GIVEN
+/// target, in the order given, as fping prints them. The fan-out pings each
+/// address once; a given target's results are those of its address, so the
+/// same address given under two names is reported twice, once per name
+/// (fping would send to it twice).
+struct report_targets {
+    /// Every given target: its output name and its fan-out target.
+    std::vector<given_target> given;
+    /// names_of[i]: the names of the given targets whose address is the
+    /// fan-out's target i, in the order given (an event of target i is
+    /// printed once per name).
+    std::vector<std::vector<std::string>> names_of;
+
+    explicit report_targets(const target_set& targets);
+    /// The width of the longest given name: the columns of fping's lines.
+    std::size_t width() const;
+};
+
 /// Everything the tool prints about targets and pings, in the order of the
 /// run: failures to resolve, the start, each ping and stray reply (from
 /// inside the fan-out's callbacks), interval reports, then the summary.
-/// Target i of the fan-out is names[i] of the reporter's constructor.
+/// Events come per fan-out target (address); reports are per given target
+/// (report_targets).
 class reporter {
   public:
     virtual ~reporter() = default;
     virtual void resolve_failure(const ie::target_failure& f) = 0;
+    /// `targets`: how many were given.
     virtual void start(std::size_t targets) = 0;
     virtual void ping(const ie::ping_event& e) = 0;
     virtual void stray(const ie::stray_event& e) = 0;
@@ -53,7 +74,7 @@ class reporter {
 };
 
 /// The reporter the settings ask for: --json-lines, -J, or fping's text.
-std::unique_ptr<reporter> make_reporter(const settings& s, std::vector<std::string> names,
+std::unique_ptr<reporter> make_reporter(const settings& s, const target_set& targets,
                                         line_output& lines);
 
 inline double to_ms(std::chrono::nanoseconds d) {

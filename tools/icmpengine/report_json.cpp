@@ -67,12 +67,15 @@ json target_json(const std::string& name, const ie::series_result& r, bool final
     return j;
 }
 
-/// The "summary" event: the totals over all targets.
-json summary_json(std::span<const ie::series_result> series, const run_status& run) {
+/// The "summary" event: the totals over all given targets (an address
+/// given twice counts twice, as its "target" events do).
+json summary_json(std::span<const given_target> given, std::span<const ie::series_result> series,
+                  const run_status& run) {
     ie::ping_statistics total;
     std::size_t alive = 0;
     std::uint64_t late = 0;
-    for (const ie::series_result& r : series) {
+    for (const given_target& g : given) {
+        const ie::series_result& r = series[g.address];
         total.merge(r.statistics);
         alive += r.alive() ? 1 : 0;
         late += r.late_replies;
@@ -82,9 +85,9 @@ json summary_json(std::span<const ie::series_result> series, const run_status& r
             {"final", run.final},
             {"interrupted", run.interrupted},
             {"elapsed_s", std::chrono::duration<double>(run.elapsed).count()},
-            {"targets", series.size()},
+            {"targets", given.size()},
             {"alive", alive},
-            {"unreachable", series.size() - alive},
+            {"unreachable", given.size() - alive},
             {"unresolved", run.unresolved},
             {"sent", total.resolved()},
             {"received", total.received()},
@@ -138,40 +141,42 @@ void json_reporter::ping(const ie::ping_event& e) {
                           r.status != ie::ping_status::cancelled &&
                           r.status != ie::ping_status::send_error;
     const bool reply = r.status == ie::ping_status::reply;
-    emit(m_lines, {{"event", "ping"},
-                   {"time", unix_now()},
-                   {"target", m_names[e.target]},
-                   {"address", e.series.target.to_string()},
-                   {"index", e.index},
-                   {"sequence", r.sequence},
-                   {"status", ie::to_string(r.status)},
-                   {"rtt_ms", answered ? json(to_ms(r.rtt)) : json(nullptr)},
-                   {"from", answered ? json(r.from.to_string()) : json(nullptr)},
-                   {"bytes", reply ? json(r.bytes) : json(nullptr)},
-                   {"ttl", reply && r.ttl != 0 ? json(r.ttl) : json(nullptr)},
-                   {"icmp_type", answered ? json(r.icmp_type) : json(nullptr)},
-                   {"icmp_code", answered ? json(r.icmp_code) : json(nullptr)},
-                   {"error", r.error ? json(r.error.message()) : json(nullptr)}});
+    for (const std::string& name : m_targets.names_of[e.target])
+        emit(m_lines, {{"event", "ping"},
+                       {"time", unix_now()},
+                       {"target", name},
+                       {"address", e.series.target.to_string()},
+                       {"index", e.index},
+                       {"sequence", r.sequence},
+                       {"status", ie::to_string(r.status)},
+                       {"rtt_ms", answered ? json(to_ms(r.rtt)) : json(nullptr)},
+                       {"from", answered ? json(r.from.to_string()) : json(nullptr)},
+                       {"bytes", reply ? json(r.bytes) : json(nullptr)},
+                       {"ttl", reply && r.ttl != 0 ? json(r.ttl) : json(nullptr)},
+                       {"icmp_type", answered ? json(r.icmp_type) : json(nullptr)},
+                       {"icmp_code", answered ? json(r.icmp_code) : json(nullptr)},
+                       {"error", r.error ? json(r.error.message()) : json(nullptr)}});
 }
 
 void json_reporter::stray(const ie::stray_event& e) {
     if (m_settings.quiet)
         return;
     const bool duplicate = e.reply.what == ie::stray_reply::kind::duplicate;
-    emit(m_lines, {{"event", "stray"},
-                   {"time", unix_now()},
-                   {"target", m_names[e.target]},
-                   {"address", e.series.target.to_string()},
-                   {"kind", duplicate ? "duplicate" : "late"},
-                   {"sequence", e.reply.sequence},
-                   {"rtt_ms", e.reply.rtt ? json(to_ms(*e.reply.rtt)) : json(nullptr)},
-                   {"credited", e.credited}});
+    for (const std::string& name : m_targets.names_of[e.target])
+        emit(m_lines, {{"event", "stray"},
+                       {"time", unix_now()},
+                       {"target", name},
+                       {"address", e.series.target.to_string()},
+                       {"kind", duplicate ? "duplicate" : "late"},
+                       {"sequence", e.reply.sequence},
+                       {"rtt_ms", e.reply.rtt ? json(to_ms(*e.reply.rtt)) : json(nullptr)},
+                       {"credited", e.credited}});
 }
 
 void json_reporter::summary(std::span<const ie::series_result> series, const run_status& run) {
-    for (std::size_t i = 0; i < series.size(); ++i)
-        emit(m_lines, target_json(m_names[i], series[i], run.final, m_settings.vector_output));
-    emit(m_lines, summary_json(series, run));
+    for (const given_target& g : m_targets.given)
+        emit(m_lines, target_json(g.name, series[g.address], run.final, m_settings.vector_output));
+    emit(m_lines, summary_json(m_targets.given, series, run));
 }
 
 } // namespace icmpengine_cli

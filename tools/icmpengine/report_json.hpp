@@ -14,8 +14,8 @@ namespace icmpengine_cli {
 
 class json_reporter final : public reporter {
   public:
-    json_reporter(const settings& s, std::vector<std::string> names, line_output& lines)
-        : m_settings(s), m_names(std::move(names)), m_lines(lines) {}
+    json_reporter(const settings& s, report_targets targets, line_output& lines)
+        : m_settings(s), m_targets(std::move(targets)), m_lines(lines) {}
 
     void resolve_failure(const ie::target_failure& f) override;
     void start(std::size_t targets) override;
@@ -29,7 +29,7 @@ class json_reporter final : public reporter {
 
   private:
     const settings& m_settings;
-    std::vector<std::string> m_names;
+    report_targets m_targets;
     line_output& m_lines;
 };
 

@@ -67,9 +67,10 @@ void text_reporter::summary(std::span<const ie::series_result> series, const run
     if (s.mode != run_mode::single_shot) {
         if (m_per_recv && !m_json)
             m_lines.err("");
-        for (std::size_t i = 0; i < series.size(); ++i) {
+        for (const given_target& g : m_targets.given) {
+            const ie::series_result& r = series[g.address];
             const std::string line =
-                s.vector_output ? vector_line(i, series[i]) : summary_line(i, series[i]);
+                s.vector_output ? vector_line(g.name, r) : summary_line(g.name, r);
             if (m_json)
                 m_lines.out(line);
             else
@@ -79,8 +80,9 @@ void text_reporter::summary(std::span<const ie::series_result> series, const run
     if (s.stats)
         global_stats(series, run);
     if (s.min_reachable > 0) {
-        const auto alive = static_cast<std::size_t>(std::count_if(
-            series.begin(), series.end(), [](const ie::series_result& r) { return r.alive(); }));
+        const auto alive = static_cast<std::size_t>(
+            std::count_if(m_targets.given.begin(), m_targets.given.end(),
+                          [&](const given_target& g) { return series[g.address].alive(); }));
         m_lines.out(fmt::format("{} hosts reachable (required: {}, reachable: {})",
                                 alive >= s.min_reachable ? "Enough" : "Not enough", s.min_reachable,
                                 alive));
@@ -92,21 +94,21 @@ void text_reporter::unreachable_lines(std::span<const ie::series_result> series)
     const bool list = m_settings.unreachable && m_settings.mode == run_mode::single_shot;
     if (!m_verbose && !list)
         return;
-    for (std::size_t i = 0; i < series.size(); ++i)
-        if (!series[i].alive())
-            m_lines.out(m_verbose ? m_names[i] + " is unreachable" : m_names[i]);
+    for (const given_target& g : m_targets.given)
+        if (!series[g.address].alive())
+            m_lines.out(m_verbose ? g.name + " is unreachable" : g.name);
 }
 
-std::string text_reporter::summary_line(std::size_t i, const ie::series_result& r) const {
+std::string text_reporter::summary_line(const std::string& name, const ie::series_result& r) const {
     const ie::ping_statistics& st = r.statistics;
     const settings& s = m_settings;
     fping_json::counts c{st.resolved(), st.received(), std::nullopt, rtts(st)};
     if (s.outage)
         c.outage_ms = outage_ms(c.sent, c.received);
     if (m_json)
-        return fping_json::summary(m_names[i], c);
-    std::string line = fmt::format("{:<{}} : xmt/rcv/%loss = {}/{}/{}%", m_names[i], m_width,
-                                   c.sent, c.received, loss_percent(c.sent, c.received));
+        return fping_json::summary(name, c);
+    std::string line = fmt::format("{:<{}} : xmt/rcv/%loss = {}/{}/{}%", name, m_width, c.sent,
+                                   c.received, loss_percent(c.sent, c.received));
     if (c.outage_ms)
         line += fmt::format(", outage(ms) = {}", *c.outage_ms);
     line += rtt_text(c.rtt);
@@ -119,7 +121,7 @@ std::string text_reporter::summary_line(std::size_t i, const ie::series_result& 
     return line;
 }
 
-std::string text_reporter::vector_line(std::size_t i, const ie::series_result& r) const {
+std::string text_reporter::vector_line(const std::string& name, const ie::series_result& r) const {
     std::vector<std::optional<double>> values;
     const auto history = r.statistics.rtt_history();
     // fping lists the pings whose fate is known; so do we (a ping in flight
@@ -130,8 +132,8 @@ std::string text_reporter::vector_line(std::size_t i, const ie::series_result& r
                              ? std::optional<double>(to_ms(*history[k]))
                              : std::nullopt);
     if (m_json)
-        return fping_json::vector_summary(m_names[i], values);
-    std::string line = fmt::format("{:<{}} :", m_names[i], m_width);
+        return fping_json::vector_summary(name, values);
+    std::string line = fmt::format("{:<{}} :", name, m_width);
     for (const auto& v : values)
         line += v ? " " + format_ms(*v) : std::string(" -");
     return line;
@@ -156,25 +158,24 @@ void text_reporter::interval(std::span<const ie::series_result>, const run_statu
         ::localtime_r(&now, &tm);
         m_lines.err(fmt::format("[{:02}:{:02}:{:02}]", tm.tm_hour, tm.tm_min, tm.tm_sec));
     }
-    for (std::size_t i = 0; i < m_splits.size(); ++i) {
+    for (const given_target& g : m_targets.given) {
+        const interval_counts& c = m_splits[g.address];
         if (m_json)
             m_lines.out(fping_json::interval_summary(
-                static_cast<std::int64_t>(now), m_names[i],
-                {m_splits[i].sent, m_splits[i].received,
-                 s.outage ? std::optional(outage_ms(m_splits[i].sent, m_splits[i].received))
-                          : std::nullopt,
-                 rtts(m_splits[i])}));
+                static_cast<std::int64_t>(now), g.name,
+                {c.sent, c.received,
+                 s.outage ? std::optional(outage_ms(c.sent, c.received)) : std::nullopt, rtts(c)}));
         else
-            m_lines.err(split_line(i));
-        if (!s.cumulative)
-            m_splits[i] = {};
+            m_lines.err(split_line(g.name, c));
     }
+    // After every name of an address has been printed.
+    if (!s.cumulative)
+        std::fill(m_splits.begin(), m_splits.end(), interval_counts{});
 }
 
-std::string text_reporter::split_line(std::size_t i) const {
-    const interval_counts& c = m_splits[i];
-    std::string line = fmt::format("{:<{}} : xmt/rcv/%loss = {}/{}/{}%", m_names[i], m_width,
-                                   c.sent, c.received, loss_percent(c.sent, c.received));
+std::string text_reporter::split_line(const std::string& name, const interval_counts& c) const {
+    std::string line = fmt::format("{:<{}} : xmt/rcv/%loss = {}/{}/{}%", name, m_width, c.sent,
+                                   c.received, loss_percent(c.sent, c.received));
     if (m_settings.outage)
         line += fmt::format(", outage(ms) = {}", outage_ms(c.sent, c.received));
     return line + rtt_text(rtts(c));
@@ -183,10 +184,10 @@ std::string text_reporter::split_line(std::size_t i) const {
 /// -N: netdata's external plugin protocol, charts declared once.
 void text_reporter::netdata() {
     const double every = std::chrono::duration<double>(m_settings.report_interval).count();
-    for (std::size_t i = 0; i < m_splits.size(); ++i) {
-        const std::string& host = m_names[i];
+    for (const given_target& g : m_targets.given) {
+        const std::string& host = g.name;
         const std::string id = netdata_id(host);
-        interval_counts& c = m_splits[i];
+        const interval_counts& c = m_splits[g.address];
         std::string block;
         const auto chart = [&](std::string_view kind, std::string_view title,
                                std::string_view units, std::string_view type, int priority) {
@@ -217,8 +218,8 @@ void text_reporter::netdata() {
                                  c.rtt_max.count());
         block += "END";
         m_lines.out(block);
-        c = {};
     }
+    std::fill(m_splits.begin(), m_splits.end(), interval_counts{});
     m_netdata_charts_sent = true;
 }
 
@@ -227,13 +228,16 @@ void text_reporter::global_stats(std::span<const ie::series_result> series, cons
     ie::ping_statistics total;
     fping_json::totals t;
     std::uint64_t late = 0;
-    for (const ie::series_result& r : series) {
+    // Per given target, as fping counts (it pings each on its own): an
+    // address given twice counts twice.
+    for (const given_target& g : m_targets.given) {
+        const ie::series_result& r = series[g.address];
         total.merge(r.statistics);
         t.alive += r.alive() ? 1 : 0;
         t.sent += r.sent - r.in_flight;
         late += r.late_replies;
     }
-    t.targets = series.size();
+    t.targets = m_targets.given.size();
     t.unreachable = t.targets - t.alive;
     t.unknown = run.unresolved;
     t.timeouts = total.timeouts();

@@ -98,18 +98,17 @@ bool is_icmp_error(ie::ping_status s) {
 
 } // namespace
 
-text_reporter::text_reporter(const settings& s, std::vector<std::string> names, line_output& lines)
-    : m_settings(s), m_names(std::move(names)), m_lines(lines), m_json(s.json) {
-    for (const std::string& n : m_names)
-        m_width = std::max(m_width, n.size());
+text_reporter::text_reporter(const settings& s, report_targets targets, line_output& lines)
+    : m_settings(s), m_targets(std::move(targets)), m_lines(lines), m_width(m_targets.width()),
+      m_json(s.json) {
     // fping's main(): -a, -u and -x silence "is alive"; -c and -l silence
     // all three and print a line per reply instead (-l unless -Q).
     const bool listing = s.alive || s.unreachable || s.min_reachable > 0;
     m_verbose = s.mode == run_mode::single_shot && !s.quiet && !listing;
     m_per_recv = (s.mode == run_mode::count && !s.quiet && !listing) ||
                  (s.mode == run_mode::loop && s.report_interval.count() == 0);
-    m_splits.resize(m_names.size());
-    m_last.resize(m_names.size());
+    m_splits.resize(m_targets.names_of.size());
+    m_last.resize(m_targets.names_of.size());
 }
 
 void text_reporter::resolve_failure(const ie::target_failure& f) {
@@ -133,8 +132,9 @@ void text_reporter::ping(const ie::ping_event& e) {
     if (r.status == ie::ping_status::send_error) {
         // Once per target: the same local error every time says nothing new.
         if (m_verbose && e.series.statistics.send_errors() == 1)
-            m_lines.err(fmt::format("{}: error while sending ping: {}", m_names[e.target],
-                                    r.error.message()));
+            for (const std::string& name : names_of(e.target))
+                m_lines.err(
+                    fmt::format("{}: error while sending ping: {}", name, r.error.message()));
         return;
     }
     if (r.status == ie::ping_status::cancelled)
@@ -152,7 +152,7 @@ void text_reporter::ping(const ie::ping_event& e) {
             first_reply(e);
     }
     if (m_per_recv)
-        per_reply_line(e);
+        per_reply_lines(e);
     if (r.status == ie::ping_status::reply && last.pending_duplicates > 0 &&
         last.pending_sequence == r.sequence) {
         for (; last.pending_duplicates > 0; --last.pending_duplicates)
@@ -162,32 +162,37 @@ void text_reporter::ping(const ie::ping_event& e) {
 
 void text_reporter::icmp_error(const ie::ping_event& e) {
     if (!m_settings.quiet)
-        m_lines.err(icmp_error_text(e.result, m_names[e.target]));
+        for (const std::string& name : names_of(e.target))
+            m_lines.err(icmp_error_text(e.result, name));
     if (m_per_recv) // the ping ends here; fping would print it timed out later
-        per_reply_line(e);
+        per_reply_lines(e);
 }
 
-/// "TARGET is alive" (or TARGET alone with -a), once per target.
+/// "TARGET is alive" (or TARGET alone with -a), once per given target.
 void text_reporter::first_reply(const ie::ping_event& e) {
     const settings& s = m_settings;
     if (!m_verbose && !(s.alive && s.mode == run_mode::single_shot))
         return;
-    std::string line = m_names[e.target];
-    if (m_verbose)
-        line += " is alive";
-    other_source(e);
-    line += reply_extras(e.result);
+    std::string tail = m_verbose ? " is alive" : "";
+    tail += reply_extras(e.result);
     if (s.elapsed)
-        line += fmt::format(" ({} ms)", format_ms(to_ms(e.result.rtt)));
-    m_lines.out(line);
+        tail += fmt::format(" ({} ms)", format_ms(to_ms(e.result.rtt)));
+    for (const std::string& name : names_of(e.target)) {
+        other_source(e);
+        m_lines.out(name + tail);
+    }
 }
 
-void text_reporter::per_reply_line(const ie::ping_event& e) {
+void text_reporter::per_reply_lines(const ie::ping_event& e) {
+    for (const std::string& name : names_of(e.target))
+        per_reply_line(e, name);
+}
+
+void text_reporter::per_reply_line(const ie::ping_event& e, const std::string& name) {
     const ie::ping_result& r = e.result;
     const ie::ping_statistics& st = e.series.statistics;
     const settings& s = m_settings;
     const std::string stamp = s.timestamps ? format_timestamp(s.timestamp_format) : "";
-    const std::string& name = m_names[e.target];
     if (r.status == ie::ping_status::reply) {
         if (m_json) {
             m_lines.out(fping_json::resp(fping_json::timestamp_member(s.timestamps, stamp), name,
@@ -280,11 +285,12 @@ void text_reporter::duplicate_line(std::size_t target, const ie::ip_address& fro
     // original was reported): the original's RTT plus the time between.
     if (!rtt)
         rtt = last.rtt + (std::chrono::steady_clock::now() - last.at);
-    std::string line = fmt::format("{} : duplicate for [{}], {} bytes, {} ms", m_names[target],
-                                   last.index, last.bytes, format_ms(to_ms(*rtt)));
+    std::string tail = fmt::format(" : duplicate for [{}], {} bytes, {} ms", last.index, last.bytes,
+                                   format_ms(to_ms(*rtt)));
     if (from != address)
-        line += fmt::format(" [<- {}]", from.to_string());
-    m_lines.err(line);
+        tail += fmt::format(" [<- {}]", from.to_string());
+    for (const std::string& name : names_of(target))
+        m_lines.err(name + tail);
 }
 
 } // namespace icmpengine_cli

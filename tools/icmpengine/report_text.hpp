@@ -19,7 +19,7 @@ namespace icmpengine_cli {
 
 class text_reporter final : public reporter {
   public:
-    text_reporter(const settings& s, std::vector<std::string> names, line_output& lines);
+    text_reporter(const settings& s, report_targets targets, line_output& lines);
 
     void resolve_failure(const ie::target_failure& f) override;
     void start(std::size_t) override {} // fping prints no header
@@ -45,6 +45,10 @@ class text_reporter final : public reporter {
         ie::ip_address pending_from{};
     };
 
+    /// The names the events of fan-out target `target` are printed under.
+    const std::vector<std::string>& names_of(std::size_t target) const {
+        return m_targets.names_of[target];
+    }
     void first_reply(const ie::ping_event& e);
     /// fping's "TARGET : duplicate for [i], N bytes, RTT ms" on stderr.
     /// `rtt`: the engine's measure of the duplicate (stray_reply::rtt), if
@@ -55,15 +59,17 @@ class text_reporter final : public reporter {
     /// Whether fping prints duplicates: not in loop mode, nor where a line
     /// per reply is printed.
     bool prints_duplicates() const;
-    void per_reply_line(const ie::ping_event& e);
+    /// A line per reply or timeout, one per name of the target.
+    void per_reply_lines(const ie::ping_event& e);
+    void per_reply_line(const ie::ping_event& e, const std::string& name);
     void icmp_error(const ie::ping_event& e);
     /// " [<- ADDRESS]" on stderr when the reply came from elsewhere.
     void other_source(const ie::ping_event& e);
     /// --print-srcaddr, --print-tos, --print-ttl: " (SRC ..)" " (TOS ..)" " (TTL ..)".
     std::string reply_extras(const ie::ping_result& r) const;
-    std::string summary_line(std::size_t i, const ie::series_result& r) const;
-    std::string vector_line(std::size_t i, const ie::series_result& r) const;
-    std::string split_line(std::size_t i) const;
+    std::string summary_line(const std::string& name, const ie::series_result& r) const;
+    std::string vector_line(const std::string& name, const ie::series_result& r) const;
+    std::string split_line(const std::string& name, const interval_counts& c) const;
     void unreachable_lines(std::span<const ie::series_result> series);
     void global_stats(std::span<const ie::series_result> series, const run_status& run);
     void netdata();
@@ -71,15 +77,15 @@ class text_reporter final : public reporter {
     std::uint64_t outage_ms(std::uint64_t sent, std::uint64_t received) const;
 
     const settings& m_settings;
-    std::vector<std::string> m_names;
+    report_targets m_targets;
     line_output& m_lines;
-    std::size_t m_width = 0; ///< of the longest name: the columns of summary lines
+    std::size_t m_width = 0; ///< of the longest given name: the columns of summary lines
     bool m_json = false;     ///< -J
     bool m_verbose = false;  ///< fping's verbose_flag: "is alive", "is unreachable"
     bool m_per_recv = false; ///< fping's per_recv_flag: a line per reply and timeout
     bool m_netdata_charts_sent = false;
-    std::vector<interval_counts> m_splits;
-    std::vector<last_reply> m_last;
+    std::vector<interval_counts> m_splits; ///< per fan-out target (address)
+    std::vector<last_reply> m_last;        ///< per fan-out target (address)
 };
 
 } // namespace icmpengine_cli

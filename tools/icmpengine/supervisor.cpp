@@ -8,8 +8,18 @@
 #include <cstdint>
 #include <cstdio>
 #include <optional>
+#include <span>
 
 namespace icmpengine_cli {
+
+std::size_t supervisor::given_alive() const {
+    const std::span<const ie::series_result> series = fan.series();
+    std::size_t alive = 0;
+    for (std::size_t i = 0; i < series.size(); ++i)
+        if (series[i].alive())
+            alive += i < given_per_address.size() ? given_per_address[i] : 1;
+    return alive;
+}
 
 ie::task<void> supervisor::run() {
     int quits_seen = 0;
@@ -41,7 +51,7 @@ ie::task<void> supervisor::run() {
             report.interval(fan.series(), run_status{false, interrupted, unresolved, now - started,
                                                      std::nullopt, false});
         }
-        if (stop_when_alive > 0 && !cancelled && fan.progress().targets_alive >= stop_when_alive) {
+        if (stop_when_alive > 0 && !cancelled && given_alive() >= stop_when_alive) {
             cancelled = true;
             eng.stop();
         }

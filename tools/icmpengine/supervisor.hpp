@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <vector>
 
 namespace icmpengine_cli {
 
@@ -35,10 +36,18 @@ struct supervisor {
     /// answered, the run ends at once, the pings in flight cancelled (fping
     /// leaves its main loop; pings without an answer are not counted).
     std::size_t stop_when_alive = 0;
+    /// For -X: given_per_address[i] is how many given targets name the
+    /// fan-out's target i. fping counts targets as given, so an address
+    /// given under two names counts twice.
+    std::vector<std::size_t> given_per_address;
     bool interrupted = false; ///< a first SIGINT/SIGTERM: no more pings sent
     bool cancelled = false;   ///< a second one: the pings in flight cancelled
 
     ie::task<void> run();
+
+  private:
+    /// Given targets whose address has answered (fping's num_alive).
+    std::size_t given_alive() const;
 };
 
 } // namespace icmpengine_cli

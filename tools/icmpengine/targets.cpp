@@ -113,10 +113,8 @@ class target_builder {
     void add(const std::string& name, const ie::ip_address& a, bool numeric) {
         const auto [it, fresh] = m_index.try_emplace(a, m_set.addresses.size());
         std::string shown = display_name(name, a, numeric);
-        if (fresh) {
+        if (fresh)
             m_set.addresses.push_back(a);
-            m_set.names.push_back(shown);
-        }
         m_set.given.push_back({std::move(shown), it->second});
     }
 

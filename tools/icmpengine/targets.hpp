@@ -31,8 +31,6 @@ struct given_target {
 struct target_set {
     /// Distinct addresses, in first-seen order: the fan-out's targets.
     std::vector<ie::ip_address> addresses;
-    /// names[i]: the output name of the first given target of addresses[i].
-    std::vector<std::string> names;
     /// Every given target, in order, duplicates kept (-m: one per address).
     std::vector<given_target> given;
     /// Names that gave no address, in the order met: fping's
