@@ -98,7 +98,7 @@ std::int64_t clock_ns(clockid_t clock) noexcept {
 
 engine_core::engine_core(engine& owner, engine_config config)
     : m_owner(owner), m_config(validated(std::move(config))), m_slots(m_config.max_in_flight),
-      m_matcher(random_token_key()) {
+      m_matcher(random_token_key(), m_config.random_payload, m_config.check_source) {
     if (m_config.log.sink)
         m_log_levels = m_config.log.levels;
     const token_key& key = m_matcher.key();

@@ -321,6 +321,7 @@ engine_stats engine_pool::stats() const {
         sum.invalid_packets += s.invalid_packets;
         sum.foreign_packets += s.foreign_packets;
         sum.receive_overruns += s.receive_overruns;
+        sum.wrong_source += s.wrong_source;
         sum.submissions += s.submissions;
     }
     return sum;

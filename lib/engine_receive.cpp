@@ -117,6 +117,11 @@ void engine_core::handle_recv(ip_family family, const completion& c, std::int64_
                 else if ((cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_TTL) ||
                          (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_HOPLIMIT))
                     std::memcpy(&d.ttl, CMSG_DATA(cm), sizeof d.ttl);
+                else if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_TOS)
+                    d.tos =
+                        std::to_integer<int>(*reinterpret_cast<const std::byte*>(CMSG_DATA(cm)));
+                else if (cm->cmsg_level == IPPROTO_IPV6 && cm->cmsg_type == IPV6_TCLASS)
+                    std::memcpy(&d.tos, CMSG_DATA(cm), sizeof d.tos);
             }
             const unsigned received = io_uring_recvmsg_payload_length(out, c.res, &fs.recv_msg);
             d.data = {static_cast<const std::byte*>(io_uring_recvmsg_payload(out, &fs.recv_msg)),
@@ -250,6 +255,9 @@ void engine_core::act_on(const match_verdict& v, const ip_address& peer, std::ui
         ++m_stats.late_replies;
         report_stray(stray_reply::kind::late, peer, sequence, rtt);
         return;
+    case match_verdict::kind::wrong_source:
+        ++m_stats.wrong_source;
+        [[fallthrough]];
     case match_verdict::kind::invalid:
         ++m_stats.invalid_packets; // forged, corrupted, or not ours at all
         ICMPENGINE_LOG(matching, debug, "{} from {} seq {}{}", v.reason, peer.to_string(), sequence,
@@ -303,6 +311,7 @@ void engine_core::match_reply(const parsed_datagram& p, std::int64_t rx_mono) {
     r.rtt = std::chrono::nanoseconds(rx_mono - s.tx_mono);
     r.from = p.source;
     r.ttl = static_cast<std::uint8_t>(std::clamp(p.ttl, 0, 255));
+    r.tos = static_cast<std::int16_t>(std::clamp(p.tos, -1, 255));
     r.icmp_type = m.type;
     r.icmp_code = m.code;
     r.bytes = static_cast<std::uint32_t>(payload_length);

@@ -267,7 +267,8 @@ void engine_core::build_request(std::uint32_t index, const family_state& fs) {
                            m_matcher.tag(index, s.generation, sequence, s.target, s.payload_size)};
     build_echo_request(std::span<std::byte>(buffer + sockaddr_room, packet_size), s.target.family(),
                        raw ? m_raw_identifier : 0, sequence, s.payload_size,
-                       s.has_token ? &token : nullptr, raw && s.target.is_v4());
+                       s.has_token ? &token : nullptr, raw && s.target.is_v4(),
+                       m_config.random_payload ? &token.tag : nullptr);
     s.send_buffer = buffer;
     s.send_pending = true;
     s.send_attempts = 1;

@@ -27,6 +27,10 @@ class category final : public std::error_category {
                    "disabled (sysctl kernel.io_uring_disabled), or RLIMIT_MEMLOCK is too low";
         case errc::stopped:
             return "the engine was stopped";
+        case errc::no_cap_net_admin:
+            return "setting a socket mark (SO_MARK) needs CAP_NET_ADMIN (or CAP_NET_RAW, since "
+                   "Linux 5.17): run as root, or setcap cap_net_admin+ep on the program, or set "
+                   "no mark";
         }
         return "unknown icmpengine error " + std::to_string(value);
     }

@@ -34,6 +34,7 @@ int set_int(int fd, int level, int name, int value) noexcept {
 struct option_error {
     int err = 0;
     std::string what;
+    std::error_code code{}; ///< when set, the error to report instead of err
 };
 
 // Applies one option; records the first failure.
@@ -52,6 +53,9 @@ void configure_v4(option_error& first, int fd, socket_mode kind, const engine_co
         // sk_err); raw sockets see them in-band instead, so no RECVERR.
         apply(first, fd, IPPROTO_IP, IP_RECVERR, 1, "IP_RECVERR");
         apply(first, fd, IPPROTO_IP, IP_RECVTTL, 1, "IP_RECVTTL");
+        // The reply's TOS byte (ping_result::tos); raw sockets read it
+        // from the IP header.
+        apply(first, fd, IPPROTO_IP, IP_RECVTOS, 1, "IP_RECVTOS");
     } else {
         // Only what the engine reads: echo replies and the errors that can
         // be about our requests (icmp(7), ICMP_FILTER: a set bit filters
@@ -88,6 +92,7 @@ void configure_v6(option_error& first, int fd, socket_mode kind, const engine_co
             first = {errno, "ICMP6_FILTER"};
     }
     apply(first, fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1, "IPV6_RECVHOPLIMIT");
+    apply(first, fd, IPPROTO_IPV6, IPV6_RECVTCLASS, 1, "IPV6_RECVTCLASS");
     if (config.dscp != 0)
         apply(first, fd, IPPROTO_IPV6, IPV6_TCLASS, config.dscp << 2, "IPV6_TCLASS");
     if (config.ttl != 0)
@@ -150,6 +155,15 @@ option_error configure(int fd, ip_family family, socket_mode kind, const engine_
             first = {errno, fmt::format("SO_BINDTODEVICE \"{}\"", config.interface)};
     }
 
+    // SO_MARK (socket(7)): the kernel allows it only with CAP_NET_ADMIN.
+    if (first.err == 0 && config.fwmark != 0) {
+        if (int e = set_int(fd, SOL_SOCKET, SO_MARK, static_cast<int>(config.fwmark)); e != 0) {
+            first = {e, fmt::format("SO_MARK {}", config.fwmark)};
+            if (e == EPERM)
+                first.code = make_error_code(errc::no_cap_net_admin);
+        }
+    }
+
     const std::optional<ip_address>& source = v4 ? config.source_v4 : config.source_v6;
     if (first.err == 0 && source)
         bind_source(first, fd, *source);
@@ -167,6 +181,9 @@ int check_route(int& probe_fd, const ip_address& target, const engine_config& co
         if (!config.interface.empty())
             (void)::setsockopt(probe_fd, SOL_SOCKET, SO_BINDTODEVICE, config.interface.c_str(),
                                static_cast<socklen_t>(config.interface.size()));
+        // The mark picks the routing table as it does for the ICMP sockets.
+        if (config.fwmark != 0)
+            (void)set_int(probe_fd, SOL_SOCKET, SO_MARK, static_cast<int>(config.fwmark));
         const std::optional<ip_address>& source = v4 ? config.source_v4 : config.source_v6;
         if (source) {
             sockaddr_storage sa{};
@@ -268,9 +285,9 @@ socket_open_result open_icmp_socket(ip_family family, const engine_config& confi
     if (option_error e = configure(fd, family, kind, config, r.socket); e.err != 0) {
         ::close(fd);
         r.socket.fd = -1;
-        r.error = std::error_code(e.err, std::system_category());
+        r.error = e.code ? e.code : std::error_code(e.err, std::system_category());
         r.message = fmt::format("configuring the {} ICMP socket: {}: {}", name, e.what,
-                                std::strerror(e.err));
+                                e.code ? e.code.message() : std::strerror(e.err));
     }
     return r;
 }

@@ -156,6 +156,27 @@ bool fill_matches(bytes payload, std::size_t first) noexcept {
     return true;
 }
 
+// The random fill (fping -R): payload byte i, for i >= first, is byte i % 8
+// (big-endian) of mix64(seed + (i / 8) * golden ratio), a keystream of the
+// request's seed (its token tag), so the matcher can rebuild it.
+std::byte random_byte(std::uint64_t seed, std::size_t i) noexcept {
+    const std::uint64_t word = mix64(seed + (i / 8) * 0x9e3779b97f4a7c15ULL);
+    return static_cast<std::byte>(word >> (56 - 8 * (i % 8)));
+}
+
+void write_random_fill(std::span<std::byte> payload, std::size_t first,
+                       std::uint64_t seed) noexcept {
+    for (std::size_t i = first; i < payload.size(); ++i)
+        payload[i] = random_byte(seed, i);
+}
+
+bool random_fill_matches(bytes payload, std::size_t first, std::uint64_t seed) noexcept {
+    for (std::size_t i = first; i < payload.size(); ++i)
+        if (payload[i] != random_byte(seed, i))
+            return false;
+    return true;
+}
+
 // `out = icmp_message{}`, field by field. Assigning a value-initialised
 // temporary builds it on the stack with narrow stores and copies it with wide
 // loads, a store-forwarding stall that cost more than the rest of parsing a
@@ -401,7 +422,8 @@ std::uint16_t internet_checksum(std::span<const std::byte> data) noexcept {
 
 std::size_t build_echo_request(std::span<std::byte> out, ip_family family, std::uint16_t identifier,
                                std::uint16_t sequence, std::uint32_t payload_size,
-                               const echo_token* token, bool compute_checksum) noexcept {
+                               const echo_token* token, bool compute_checksum,
+                               const std::uint64_t* random_fill) noexcept {
     const std::size_t size = icmp_header_size + std::size_t{payload_size};
     if (out.size() < size)
         return 0;
@@ -420,7 +442,10 @@ std::size_t build_echo_request(std::span<std::byte> out, ip_family family, std::
         store_be64(payload, 8, token->tag);
         fill_from = token_size;
     }
-    write_fill(payload, fill_from);
+    if (random_fill != nullptr)
+        write_random_fill(payload, fill_from, *random_fill);
+    else
+        write_fill(payload, fill_from);
 
     if (compute_checksum)
         store_be16(packet, 2, internet_checksum(packet));
@@ -428,7 +453,8 @@ std::size_t build_echo_request(std::span<std::byte> out, ip_family family, std::
 }
 
 bool payload_matches(std::span<const std::byte> received, std::size_t full_size,
-                     std::uint32_t sent_size, const echo_token* token) noexcept {
+                     std::uint32_t sent_size, const echo_token* token,
+                     const std::uint64_t* random_fill) noexcept {
     if (full_size != sent_size || received.size() > full_size)
         return false;
     std::size_t fill_from = 0;
@@ -440,6 +466,8 @@ bool payload_matches(std::span<const std::byte> received, std::size_t full_size,
             return false;
         fill_from = token_size;
     }
+    if (random_fill != nullptr)
+        return random_fill_matches(received, fill_from, *random_fill);
     return fill_matches(received, fill_from);
 }
 
@@ -528,6 +556,7 @@ parse_error parse_ipv4_header(std::span<const std::byte> data, ipv4_header& out)
     out.source = ip_address{};
     out.destination = ip_address{};
     out.ttl = 0;
+    out.tos = 0;
     out.protocol = 0;
     out.header_size = 0;
     if (data.empty())
@@ -550,6 +579,7 @@ parse_error parse_ipv4_header(std::span<const std::byte> data, ipv4_header& out)
     assign_address(out.source, [&] { return ip_address::from_v4(load_be32(data, 12)); });
     assign_address(out.destination, [&] { return ip_address::from_v4(load_be32(data, 16)); });
     out.ttl = u8(data[8]);
+    out.tos = u8(data[1]);
     out.protocol = u8(data[9]);
     out.header_size = header_size;
     return parse_error::none;

@@ -70,9 +70,13 @@ std::uint16_t internet_checksum(std::span<const std::byte> data) noexcept;
 /// if `compute_checksum` (raw IPv4 sockets); datagram sockets and ICMPv6 let
 /// the kernel do it, so it is left zero. Returns the bytes written, or 0 if
 /// `out` is smaller than icmp_header_size + payload_size.
+/// With `random_fill` set, the bytes after the token are a keystream of
+/// that seed (engine_config::random_payload; the engine seeds it with the
+/// token's tag) instead of the fill pattern.
 std::size_t build_echo_request(std::span<std::byte> out, ip_family family, std::uint16_t identifier,
                                std::uint16_t sequence, std::uint32_t payload_size,
-                               const echo_token* token, bool compute_checksum) noexcept;
+                               const echo_token* token, bool compute_checksum,
+                               const std::uint64_t* random_fill = nullptr) noexcept;
 
 /// True if `received` (an echo payload as received, possibly truncated by a
 /// short receive buffer) is a prefix of what build_echo_request would have
@@ -80,8 +84,10 @@ std::size_t build_echo_request(std::span<std::byte> out, ip_family family, std::
 /// When a token was sent (`token` set and `sent_size` >= token_size),
 /// `received` must hold all of it: a token cut short authenticates nothing.
 /// `token` may be null for payloads without one.
+/// `random_fill`: the seed build_echo_request was given, or null.
 bool payload_matches(std::span<const std::byte> received, std::size_t full_size,
-                     std::uint32_t sent_size, const echo_token* token) noexcept;
+                     std::uint32_t sent_size, const echo_token* token,
+                     const std::uint64_t* random_fill = nullptr) noexcept;
 
 /// Reads the token from the start of an echo payload (nullopt if too short).
 std::optional<echo_token> read_token(std::span<const std::byte> payload) noexcept;
@@ -143,6 +149,7 @@ struct ipv4_header {
     ip_address source;
     ip_address destination;
     std::uint8_t ttl = 0;
+    std::uint8_t tos = 0;
     std::uint8_t protocol = 0;
     std::size_t header_size = 0; ///< IHL * 4
 };

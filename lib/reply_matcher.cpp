@@ -47,6 +47,7 @@ parse_error strip_ipv4_header(datagram& d, bool truncated, ipv4_header& out) noe
         return e;
     d.source = out.source;
     d.ttl = out.ttl;
+    d.tos = out.tos;
     d.data = d.data.subspan(out.header_size);
     if (d.full_length != unknown_length)
         d.full_length = d.full_length >= out.header_size ? d.full_length - out.header_size : 0;
@@ -72,6 +73,7 @@ parsed_datagram parse_datagram(const datagram& received, ip_family family, bool 
     }
     p.source = d.source;
     p.ttl = d.ttl;
+    p.tos = d.tos;
     if ((p.error = parse_icmp(d.data, family, verify_checksum, p.message)) != parse_error::none)
         return p;
     const icmp_message& m = p.message;
@@ -169,14 +171,22 @@ match_verdict reply_matcher::match_token(const slot_table& slots, const icmp_mes
     // The tag binds slot, generation, sequence, target and size: a copy from
     // another source, or of another length, fails here whatever became of
     // the slot since (even after reuse).
-    if (tag(t.slot, t.generation, m.sequence, peer, sent_size) != t.tag)
+    if (tag(t.slot, t.generation, m.sequence, peer, sent_size) != t.tag) {
+        // fping --check-source: our token, echoed by another host (a NAT,
+        // an anycast or broadcast answer). Never a match: the tag is keyed
+        // with the address pinged.
+        if (m_check_source && current && !is_error &&
+            tag(t.slot, t.generation, m.sequence, s.target, sent_size) == t.tag)
+            return {verdict_kind::wrong_source, no_slot, "reply from another address"};
         return invalid("token mismatch");
+    }
     // The tag binds the address, not its scope: a link-local reply from
     // another interface than the ping went out on is not its reply.
     if (current && !same_host(s.target, peer))
         return invalid("token from another interface");
     if ((prefix_only && m.payload.size() > sent_size) ||
-        !payload_matches(m.payload, sent_size, static_cast<std::uint32_t>(sent_size), &t))
+        !payload_matches(m.payload, sent_size, static_cast<std::uint32_t>(sent_size), &t,
+                         m_random_fill ? &t.tag : nullptr))
         return invalid("authentic token, altered payload");
     if (current && s.state == slot_state::in_flight)
         return matched(t.slot);
@@ -219,7 +229,9 @@ match_verdict reply_matcher::match_tokenless(const slot_table& slots, const icmp
     if (found) {
         const slot& s = slots[*found];
         const std::size_t full = payload_length == unknown_length ? s.payload_size : payload_length;
-        if (!is_error && !payload_matches(m.payload, full, s.payload_size, nullptr))
+        const std::uint64_t seed = tag(*found, s.generation, m.sequence, s.target, s.payload_size);
+        if (!is_error && !payload_matches(m.payload, full, s.payload_size, nullptr,
+                                          m_random_fill ? &seed : nullptr))
             return invalid("token-less reply, altered payload");
         return matched(*found);
     }
@@ -239,8 +251,9 @@ bool reply_matcher::quote_matches(const slot_table& slots, std::uint32_t index,
     const echo_token token{index, s.generation,
                            tag(index, s.generation, m.sequence, s.target, s.payload_size)};
     const auto size = static_cast<std::uint32_t>(std::min<std::size_t>(s.payload_size, token_size));
+    // The random fill is seeded with the tag of the whole request.
     build_echo_request(expected, s.target.family(), 0, m.sequence, size,
-                       s.has_token ? &token : nullptr, false);
+                       s.has_token ? &token : nullptr, false, m_random_fill ? &token.tag : nullptr);
     return std::equal(m.payload.begin(), m.payload.end(), expected.begin() + icmp_header_size);
 }
 

@@ -39,7 +39,8 @@ struct datagram {
     /// datagram socket, which reports only what it copied).
     std::size_t full_length = 0;
     ip_address source;
-    int ttl = 0; ///< from IP_TTL / IPV6_HOPLIMIT, 0 if none
+    int ttl = 0;  ///< from IP_TTL / IPV6_HOPLIMIT, 0 if none
+    int tos = -1; ///< from IP_TOS / IPV6_TCLASS, -1 if none
 };
 
 /// What a datagram is, once parsed.
@@ -56,6 +57,7 @@ struct parsed_datagram {
     /// Echo replies: the payload length as sent, or unknown_length.
     std::size_t payload_length = unknown_length;
     int ttl = 0;
+    int tos = -1;
     parse_error error = parse_error::none; ///< why `invalid`, when the parser said
 };
 
@@ -75,6 +77,9 @@ struct match_verdict {
         duplicate, ///< genuine, for a ping that had its reply already
         late,      ///< genuine, for a ping that had ended otherwise
         invalid,   ///< forged, corrupted, ambiguous, or not ours at all
+        /// our request's token, echoed from another address than the
+        /// target (only told apart from `invalid` with check_source)
+        wrong_source,
     };
     kind what = kind::invalid;
     /// When matched: the ping's slot. When duplicate or late: the slot of
@@ -86,8 +91,15 @@ struct match_verdict {
 
 class reply_matcher {
   public:
-    explicit reply_matcher(token_key key) noexcept : m_key(key) {}
+    /// `random_fill`: requests carry the random fill (engine_config::
+    /// random_payload), seeded with their tag. `check_source`: a reply whose
+    /// token is genuine but comes from another address than the target is
+    /// told apart (wrong_source) rather than just invalid.
+    explicit reply_matcher(token_key key, bool random_fill = false,
+                           bool check_source = false) noexcept
+        : m_key(key), m_random_fill(random_fill), m_check_source(check_source) {}
     const token_key& key() const noexcept { return m_key; }
+    bool random_fill() const noexcept { return m_random_fill; }
 
     /// The tag of the token a request carries: token_tag over (slot,
     /// generation, sequence) keyed with the engine's secret mixed with the
@@ -115,6 +127,8 @@ class reply_matcher {
                                   bool is_error) const noexcept;
 
     token_key m_key;
+    bool m_random_fill = false;
+    bool m_check_source = false;
 };
 
 } // namespace icmpengine::detail

@@ -1271,6 +1271,59 @@ TEST_CASE("packet options on the wire: -s/-b, --dscp, -O, -H, -M, -S", "[cli][pa
     testing::run("ip -6 addr del 2001:db8:7::9/128 dev lo");
 }
 
+TEST_CASE("fping 5.5's -k, --print-tos, -R and --check-source", "[cli][packet]") {
+    SECTION("-k: SO_MARK; without CAP_NET_ADMIN a one-line error naming it, exit 4") {
+        const cli_result r = run_cli({"-k", "7", "-c", "1", "127.0.0.1", "::1"});
+        INFO(r);
+        CHECK(r.status == 0);
+        // Linux 5.17+ lets CAP_NET_RAW set SO_MARK too: drop both, and let
+        // root's group open datagram sockets without CAP_NET_RAW.
+        testing::scoped_sysctl allow("net.ipv4.ping_group_range", "0 2147483647");
+        const cli_result denied =
+            run_cli(cli_run{.args = {"-k", "7", "127.0.0.1"},
+                            .prefix = {"setpriv", "--inh-caps=-net_admin,-net_raw",
+                                       "--bounding-set=-net_admin,-net_raw"}});
+        INFO(denied);
+        CHECK(denied.status == 4);
+        CHECK_THAT(denied.err, Catch::Contains("SO_MARK 7") && Catch::Contains("CAP_NET_ADMIN"));
+        CHECK(denied.err_lines().size() == 1);
+    }
+    SECTION("--print-tos: the reply's TOS byte / traffic class, as fping prints it") {
+        const cli_result r = run_cli({"--print-tos", "-O", "0x20", "-c", "1", "127.0.0.1", "::1"});
+        INFO(r);
+        CHECK(r.status == 0);
+        CHECK(count_of(r.out_lines(), "(TOS 32)") == 2);
+        const cli_result a = run_cli({"--print-tos", "127.0.0.1"});
+        INFO(a);
+        CHECK(a.out == "127.0.0.1 is alive (TOS 0)\n");
+        const cli_result j = run_cli({"-J", "--print-tos", "-O", "0x20", "-c", "1", "127.0.0.1"});
+        INFO(j);
+        CHECK(count_of(j.out_lines(), "\"tos\": 32") == 1);
+    }
+    SECTION("-R: random payload bytes, replies still matched") {
+        const cli_result r =
+            run_cli({"-R", "-c", "3", "-p", "20", "-b", "300", "127.0.0.1", "::1"});
+        INFO(r);
+        CHECK(r.status == 0);
+        CHECK(count_of(r.out_lines(), "308 bytes") == 6);
+    }
+    SECTION("--check-source: a reply from another address does not count") {
+        testing::network_simulator sim(
+            simulated("198.18.0.4:corrupt=source:1:198.18.0.99", "cli check source"));
+        const cli_result r =
+            run_cli({"--check-source", "-c", "1", "-t", "200", "198.18.0.4", "198.18.0.5"});
+        INFO(r);
+        CHECK(r.status == 1);
+        CHECK(count_of(r.err_lines(), "198.18.0.4 : xmt/rcv/%loss = 1/0/100%") == 1);
+        CHECK(count_of(r.err_lines(), "198.18.0.5 : xmt/rcv/%loss = 1/1/0%") == 1);
+        // The simulator did answer 198.18.0.4, from 198.18.0.99.
+        bool answered_from_elsewhere = false;
+        for (const auto& q : sim.requests())
+            answered_from_elsewhere |= q.corrupted(testing::corruption::source);
+        CHECK(answered_from_elsewhere);
+    }
+}
+
 TEST_CASE("-M: no fragmentation, a packet above the MTU is a send error", "[cli][packet]") {
     // Linux sets DF on IPv4 pings anyway while they fit the path MTU
     // (IP_PMTUDISC_WANT); what -M changes is that a larger one is refused
@@ -1410,19 +1463,8 @@ TEST_CASE("every bad input: one line naming the offending text, fping's exit cod
         {{"-J", "--json-lines", "-c", "1", "::1"},
          "-J/--json (fping's JSON) and --json-lines cannot be combined"},
         // What the engine cannot do: exit 3, never a silent ignore.
-        {{"-R", "::1"},
-         "-R/--random is not supported: the engine's payload is a fixed pattern that it checks "
-         "in replies",
-         3},
-        {{"-k", "7", "::1"},
-         "-k/--fwmark is not supported: the engine sets no SO_MARK on its "
-         "sockets",
-         3},
         {{"--icmp-timestamp", "127.0.0.1"},
          "--icmp-timestamp is not supported: icmpengine sends ICMP echo requests only",
-         3},
-        {{"--check-source", "::1"},
-         "--check-source is not supported: the engine does not compare a reply's source address",
          3},
         {{"--oiface", "lo", "::1"},
          "--oiface is not supported: the engine chooses no outgoing interface per packet (use -I)",

@@ -310,7 +310,7 @@ TEST_CASE("fping 5.5's reply extras: --print-ttl, --print-srcaddr, --print-tos, 
     CHECK(std::regex_match(
         testing::lines_of(r.out)[0],
         std::regex(
-            R"(^127\.0\.0\.1 : \[0\], 64 bytes, [\d.]+ ms \([\d.]+ avg, 0% loss\) \(SRC 127\.0\.0\.1\) \(TOS unknown\) \(TTL 64\)$)")));
+            R"(^127\.0\.0\.1 : \[0\], 64 bytes, [\d.]+ ms \([\d.]+ avg, 0% loss\) \(SRC 127\.0\.0\.1\) \(TOS 0\) \(TTL 64\)$)")));
     const program_output a = ours({"--print-ttl", "-e", "127.0.0.1"});
     CHECK(std::regex_match(a.out,
                            std::regex(R"(^127\.0\.0\.1 is alive \(TTL 64\) \([\d.]+ ms\)\n$)")));

@@ -2,8 +2,8 @@
 // System tests of icmpengine::engine: its sockets. Raw sockets when
 // net.ipv4.ping_group_range forbids datagram ones; the error that names the
 // fix when neither is allowed; socket options (source, interface, DSCP, TTL,
-// DF). support/system_main.cpp has moved this process into a private network
-// namespace: every packet here goes to loopback.
+// DF, SO_MARK) and the TOS byte of replies. support/system_main.cpp has moved this process into a
+// private network namespace: every packet here goes to loopback.
 #include <catch2/catch.hpp>
 
 #include "engine_test.hpp"
@@ -12,6 +12,7 @@
 #include <icmpengine/icmpengine.hpp>
 
 #include <chrono>
+#include <cstdlib>
 #include <string>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -133,4 +134,80 @@ TEST_CASE("socket options: source address, interface, DSCP, TTL, DF", "[engine][
         require_balanced(eng.stats());
         testing::run("ip link set lo mtu 65536");
     }
+}
+
+TEST_CASE("fwmark: the mark picks the route; without CAP_NET_ADMIN a named error",
+          "[engine][options][fwmark]") {
+    // In this namespace only: marked packets meet a "prohibit" rule ahead
+    // of the local table, unmarked ones the local table as usual.
+    struct mark_rules {
+        mark_rules() {
+            for (const char* ip : {"ip", "ip -6"}) {
+                testing::run(std::string(ip) + " rule add pref 10 fwmark 7 prohibit");
+                testing::run(std::string(ip) + " rule add pref 20 lookup local");
+                testing::run(std::string(ip) + " rule del pref 0 lookup local");
+            }
+        }
+        ~mark_rules() { // never throws: std::system, not testing::run
+            for (const std::string ip : {"ip", "ip -6"}) {
+                (void)std::system((ip + " rule add pref 0 lookup local").c_str());
+                (void)std::system((ip + " rule del pref 20").c_str());
+                (void)std::system((ip + " rule del pref 10").c_str());
+            }
+        }
+    } rules;
+    SECTION("marked: refused by the rule, on both sockets") {
+        engine eng({.fwmark = 7});
+        auto r = eng.run(ping_each(eng, {addr("127.0.0.1"), addr("::1")}, 2s));
+        for (const auto& x : r) {
+            CHECK(x.status == ping_status::send_error);
+            CHECK(x.error == std::errc::permission_denied);
+        }
+        require_balanced(eng.stats());
+    }
+    SECTION("another mark, or none: answered") {
+        for (std::uint32_t mark : {0u, 8u}) {
+            engine eng({.fwmark = mark});
+            auto r = eng.run(ping_each(eng, {addr("127.0.0.1"), addr("::1")}, 2s));
+            CHECK(r[0].status == ping_status::reply);
+            CHECK(r[1].status == ping_status::reply);
+        }
+    }
+    SECTION("without CAP_NET_ADMIN") {
+        testing::scoped_sysctl allow("net.ipv4.ping_group_range", "0 2147483647");
+        const pid_t child = ::fork();
+        REQUIRE(child >= 0);
+        if (child == 0) {
+            // nobody: datagram sockets allowed, no capabilities.
+            if (::setgid(65534) != 0 || ::setuid(65534) != 0)
+                ::_exit(10);
+            engine eng({.fwmark = 7});
+            const std::error_code ec = eng.open(icmpengine::ip_family::v4);
+            if (ec != icmpengine::errc::no_cap_net_admin)
+                ::_exit(11);
+            if (ec.message().find("CAP_NET_ADMIN") == std::string::npos)
+                ::_exit(12);
+            engine unmarked;
+            if (unmarked.open(icmpengine::ip_family::v4))
+                ::_exit(13);
+            ::_exit(0);
+        }
+        int status = 0;
+        REQUIRE(::waitpid(child, &status, 0) == child);
+        REQUIRE(WIFEXITED(status));
+        CHECK(WEXITSTATUS(status) == 0);
+    }
+}
+
+TEST_CASE("the TOS byte / traffic class of replies", "[engine][options][tos]") {
+    const auto mode = GENERATE(socket_mode::datagram, socket_mode::raw);
+    const std::uint8_t dscp = GENERATE(0, 8, 46);
+    INFO("raw " << (mode == socket_mode::raw) << ", dscp " << int{dscp});
+    engine eng({.dscp = dscp, .mode = mode});
+    auto r = eng.run(ping_each(eng, {addr("127.0.0.1"), addr("::1")}, 2s));
+    REQUIRE(r[0].status == ping_status::reply);
+    REQUIRE(r[1].status == ping_status::reply);
+    // Linux answers an echo request with its TOS / traffic class.
+    CHECK(r[0].tos == dscp << 2);
+    CHECK(r[1].tos == dscp << 2);
 }

@@ -461,6 +461,36 @@ TEST_CASE("payload_matches contract", "[packet][match]") {
     }
 }
 
+TEST_CASE("random fill: the token stays, the rest is the seed's keystream",
+          "[packet][match][random]") {
+    const std::uint64_t seed = sample_token.tag;
+    const std::uint64_t other_seed = seed ^ 1;
+    const std::uint32_t size = GENERATE(0u, 5u, 16u, 17u, 100u, 1000u);
+    std::vector<std::byte> request(icmp_header_size + size);
+    REQUIRE(build_echo_request(request, ip_family::v6, 0, 2, size, &sample_token, false, &seed) ==
+            request.size());
+    const auto payload = std::span<const std::byte>(request).subspan(icmp_header_size);
+    if (size >= token_size)
+        CHECK(read_token(payload) == sample_token);
+    CHECK(payload_matches(payload, size, size, &sample_token, &seed));
+    const std::size_t first = size >= token_size ? token_size : 0;
+    if (size > first) {
+        CHECK_FALSE(payload_matches(payload, size, size, &sample_token, &other_seed));
+        CHECK_FALSE(payload_matches(payload, size, size, &sample_token, nullptr));
+        // Truncated receives still match as far as they go.
+        CHECK(payload_matches(payload.first(size - 1), size, size, &sample_token, &seed));
+        // Not the fixed pattern: at most a few bytes agree by chance.
+        std::size_t same = 0;
+        for (std::size_t i = first; i < size; ++i)
+            same += payload[i] == static_cast<std::byte>(i) ? 1 : 0;
+        CHECK(same <= 1 + (size - first) / 16);
+    }
+    // Another seed gives other bytes.
+    std::vector<std::byte> again(request.size());
+    build_echo_request(again, ip_family::v6, 0, 2, size, &sample_token, false, &other_seed);
+    CHECK((size <= first) == (again == request));
+}
+
 // ---------------------------------------------------------------- truncation
 
 TEST_CASE("replies truncated at every length", "[packet][parse][truncated]") {

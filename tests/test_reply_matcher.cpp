@@ -118,12 +118,14 @@ byte_vector error_for(const byte_vector& request, ip_family family, std::uint8_t
 // An engine's matching state: its slot table and matcher, and the socket
 // kind parse_datagram is told about.
 struct pinger {
-    explicit pinger(ip_family f, bool raw_socket = false) : family(f), raw(raw_socket) {}
+    explicit pinger(ip_family f, bool raw_socket = false, bool random_fill = false,
+                    bool check_source = false)
+        : family(f), raw(raw_socket), matcher(test_key, random_fill, check_source) {}
 
     ip_family family;
     bool raw;
     slot_table slots{1u << 20};
-    reply_matcher matcher{test_key};
+    reply_matcher matcher;
 
     // engine_core::launch: a slot from alloc, a new use of it, its request.
     std::uint32_t launch(const ip_address& target, std::uint32_t payload_size) {
@@ -157,8 +159,8 @@ struct pinger {
             matcher.tag(index, s.generation, sequence, s.target, s.payload_size)};
         byte_vector v(icmp_header_size + s.payload_size);
         REQUIRE(build_echo_request(v, family, raw ? our_identifier : 0, sequence, s.payload_size,
-                                   s.has_token ? &token : nullptr,
-                                   raw && family == ip_family::v4) == v.size());
+                                   s.has_token ? &token : nullptr, raw && family == ip_family::v4,
+                                   matcher.random_fill() ? &token.tag : nullptr) == v.size());
         return v;
     }
     byte_vector reply(std::uint32_t index) const { return reply_to(request(index), family); }
@@ -227,6 +229,68 @@ TEST_CASE("a reply from another source matches no ping", "[match]") {
         CHECK(rejection(p.receive(p.reply(index), target_b)) == "no ping of ours");
         CHECK(matched(p.receive(p.reply(index), target_a), index));
     }
+}
+
+TEST_CASE("check_source tells our token echoed from another address apart", "[match][source]") {
+    const ip_family family = GENERATE(ip_family::v4, ip_family::v6);
+    const ip_address target = family == ip_family::v4 ? target_a : v6(false, 1);
+    const ip_address other = family == ip_family::v4 ? target_b : v6(false, 2);
+    pinger checking(family, false, false, true);
+    const std::uint32_t index = checking.launch(target, 56);
+    const match_verdict v = checking.receive(checking.reply(index), other);
+    CHECK(v.what == verdict_kind::wrong_source);
+    CHECK(v.slot == no_slot);
+    CHECK(std::string(v.reason) == "reply from another address");
+    // A forged tag from elsewhere is no echo of ours: invalid, as ever.
+    byte_vector forged = checking.reply(index);
+    forged.at(icmp_header_size + 15) ^= std::byte{0x80};
+    if (family == ip_family::v4) {
+        put16(forged, 2, 0);
+        put16(forged, 2, internet_checksum(forged));
+    }
+    CHECK(rejection(checking.receive(forged, other)) == "token mismatch");
+    // The ping is still in flight and its own reply matches.
+    CHECK(matched(checking.receive(checking.reply(index), target), index));
+    // Without check_source the same echo is just invalid.
+    pinger plain(family);
+    const std::uint32_t i = plain.launch(target, 56);
+    CHECK(rejection(plain.receive(plain.reply(i), other)) == "token mismatch");
+}
+
+TEST_CASE("random fill: replies match byte for byte, each request differs", "[match][random]") {
+    const ip_family family = GENERATE(ip_family::v4, ip_family::v6);
+    const std::uint32_t size = GENERATE(56u, 200u, 8u);
+    const ip_address target = family == ip_family::v4 ? target_a : v6(false, 1);
+    pinger p(family, false, true);
+    const std::uint32_t a = p.launch(target, size);
+    const std::uint32_t b = p.launch(target, size);
+    CHECK(matched(p.receive(p.reply(a), target), a));
+    CHECK(matched(p.receive(p.reply(b), target), b));
+    // Not the fixed pattern, and not the same bytes in two requests.
+    const byte_vector ra = p.request(a);
+    const byte_vector rb = p.request(b);
+    const std::size_t first = size >= token_size ? icmp_header_size + token_size : icmp_header_size;
+    std::size_t pattern_bytes = 0;
+    for (std::size_t i = first; i < ra.size(); ++i)
+        pattern_bytes += ra[i] == static_cast<std::byte>(i - icmp_header_size) ? 1 : 0;
+    CHECK(pattern_bytes < (ra.size() - first) / 4);
+    CHECK(!std::equal(ra.begin() + static_cast<std::ptrdiff_t>(first), ra.end(),
+                      rb.begin() + static_cast<std::ptrdiff_t>(first)));
+    // One random byte changed: refused.
+    byte_vector altered = p.reply(a);
+    altered.back() ^= std::byte{1};
+    if (family == ip_family::v4) {
+        put16(altered, 2, 0);
+        put16(altered, 2, internet_checksum(altered));
+    }
+    const match_verdict v = p.receive(altered, target);
+    CHECK(v.what == verdict_kind::invalid);
+    // A matcher expecting the fixed pattern refuses the random payload.
+    pinger fixed(family);
+    const std::uint32_t f = fixed.launch(target, size);
+    byte_vector random_reply = reply_to(p.request(a), family);
+    (void)f;
+    CHECK(fixed.receive(random_reply, target).what != verdict_kind::matched);
 }
 
 TEST_CASE("a reply with another sequence number matches no ping", "[match]") {

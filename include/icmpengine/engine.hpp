@@ -116,6 +116,22 @@ struct engine_config {
     std::optional<ip_address> source_v6{};
     /// Bind both sockets to this interface (SO_BINDTODEVICE); empty = any.
     std::string interface {};
+    /// SO_MARK on both sockets (the routing / netfilter mark, socket(7));
+    /// 0 sets none. Needs CAP_NET_ADMIN (or CAP_NET_RAW, Linux 5.17+):
+    /// without it the sockets fail to open with errc::no_cap_net_admin.
+    std::uint32_t fwmark = 0;
+    /// Fills each echo request's payload after its token with bytes that
+    /// look random and differ from request to request (fping -R), instead of
+    /// the fixed pattern. They are a keystream of the request's token tag,
+    /// so replies are still checked byte for byte.
+    bool random_payload = false;
+    /// Only a reply from the address pinged resolves a ping: the engine
+    /// always refuses replies from elsewhere (a token is keyed with the
+    /// target's address, README "Matching") and counts them in
+    /// invalid_packets. With this flag (fping --check-source) a genuine echo
+    /// of our token from another address is also counted in
+    /// engine_stats::wrong_source.
+    bool check_source = false;
     socket_mode mode = socket_mode::automatic;
     /// Drops this fraction (0..1) of echo requests instead of sending them,
     /// to test what sits above the engine. Those pings end as `timeout` at
@@ -155,6 +171,9 @@ struct engine_stats {
     std::uint64_t foreign_packets = 0;   ///< well-formed but not about our requests
     std::uint64_t receive_overruns = 0;  ///< packets the kernel dropped: socket buffer full
     std::uint64_t submissions = 0;       ///< io_uring_enter calls that submitted work
+    /// Of `invalid_packets`, genuine replies from another address than the
+    /// target (counted apart only with engine_config::check_source).
+    std::uint64_t wrong_source = 0;
 };
 
 /// Receives the results of pings started with engine::start_ping: the way to

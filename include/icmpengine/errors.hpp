@@ -26,6 +26,9 @@ enum class errc {
     io_uring_unavailable,
     /// The engine was stopped.
     stopped,
+    /// engine_config::fwmark (SO_MARK) was asked for but the process lacks
+    /// CAP_NET_ADMIN (and CAP_NET_RAW, which Linux 5.17+ also accepts).
+    no_cap_net_admin,
 };
 
 ICMPENGINE_API const std::error_category& error_category() noexcept;

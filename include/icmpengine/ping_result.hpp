@@ -40,6 +40,9 @@ struct ping_result {
     std::uint16_t sequence = 0;
     /// TTL (IPv4) or hop limit (IPv6) of the reply as received; 0 if unknown.
     std::uint8_t ttl = 0;
+    /// TOS byte (IPv4) or traffic class (IPv6) of the reply as received
+    /// (IP_RECVTOS / IPV6_RECVTCLASS, or the raw IPv4 header); -1 if unknown.
+    std::int16_t tos = -1;
     /// ICMP type and code of the answer (0/0 for an IPv4 echo reply, 129/0
     /// for IPv6; e.g. 3/1 for an IPv4 host unreachable). Zero if none.
     std::uint8_t icmp_type = 0;

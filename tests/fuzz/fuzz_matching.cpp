@@ -418,6 +418,8 @@ const char* verdict_name(const match_verdict& v) {
         return "late";
     case verdict_kind::invalid:
         return v.reason != nullptr ? v.reason : "invalid (did not reach the matcher)";
+    case verdict_kind::wrong_source: // the fuzzer's matcher has no check_source
+        return "wrong source";
     }
     return "?";
 }

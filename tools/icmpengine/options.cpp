@@ -410,14 +410,8 @@ void check_supported(const settings& s) {
     if (s.icmp_timestamp)
         refuse("--icmp-timestamp", "icmpengine sends ICMP echo requests only (the unprivileged "
                                    "ICMP datagram sockets it uses carry nothing else)");
-    if (s.fwmark != 0)
-        refuse("-k/--fwmark", "the engine sets no SO_MARK on its sockets");
     if (!s.oiface.empty())
         refuse("--oiface", "the engine chooses no outgoing interface per packet (use -I)");
-    if (s.check_source)
-        refuse("--check-source", "the engine does not compare a reply's source address");
-    if (s.random_data)
-        refuse("-R/--random", "the engine's payload is a fixed pattern that it checks in replies");
     if (!s.tos.empty()) {
         const unsigned long tos = std::strtoul(s.tos.c_str(), nullptr, 0);
         if ((tos & 3) != 0)
@@ -450,6 +444,9 @@ void derive(settings& s, const given_options& g) {
     e.ttl = static_cast<std::uint8_t>(s.ttl);
     e.dont_fragment = s.dont_fragment;
     e.interface = s.interface;
+    e.fwmark = s.fwmark;
+    e.random_payload = s.random_data;
+    e.check_source = s.check_source;
 }
 
 /// "fping" (or "fping6") when invoked under that name, else "icmpengine".

@@ -231,7 +231,7 @@ std::string text_reporter::reply_extras(const ie::ping_result& r) const {
         if (s.print_srcaddr)
             x += fmt::format(", \"src\": {}", json_quote(r.from.to_string()));
         if (s.print_tos)
-            x += ", \"tos\": -1"; // the engine does not report the TOS byte
+            x += fmt::format(", \"tos\": {}", r.tos);
         if (s.print_ttl)
             x += fmt::format(", \"ttl\": {}", r.ttl != 0 ? int{r.ttl} : -1);
         return x;
@@ -239,7 +239,7 @@ std::string text_reporter::reply_extras(const ie::ping_result& r) const {
     if (s.print_srcaddr)
         x += fmt::format(" (SRC {})", r.from.to_string());
     if (s.print_tos)
-        x += " (TOS unknown)";
+        x += r.tos >= 0 ? fmt::format(" (TOS {})", r.tos) : std::string(" (TOS unknown)");
     if (s.print_ttl)
         x += r.ttl != 0 ? fmt::format(" (TTL {})", r.ttl) : std::string(" (TTL unknown)");
     return x;

@@ -33,7 +33,7 @@ Probing options:
    -i, --interval=MSEC  interval between sending ping packets (default: 10 ms)
    -I, --iface=IFACE  bind to a particular interface
        --oiface=IFACE  send pings via a specific outgoing interface (not supported)
-   -k, --fwmark=FWMARK set the routing mark (not supported)
+   -k, --fwmark=FWMARK set the routing mark
    -l, --loop         loop mode: send pings forever
    -m, --all          use all IPs of provided hostnames (e.g. IPv4 and IPv6), use with -A
    -M, --dontfrag     set the Don't Fragment flag
@@ -41,7 +41,7 @@ Probing options:
    -p, --period=MSEC  interval between ping packets to one target (in ms)
                       (in loop and count modes, default: 1000 ms)
    -r, --retry=N      number of retries (default: 3)
-   -R, --random       random packet data (not supported)
+   -R, --random       random packet data (to foil link data compression)
    -S, --src=IP       set source address
        --seqmap-timeout=MSEC sequence number mapping timeout (no effect here)
    -t, --timeout=MSEC individual target initial timeout (default: 500 ms,
