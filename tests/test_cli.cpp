@@ -10,6 +10,7 @@
 #include "netns.hpp"
 #include "netsim.hpp"
 #include "sim_targets.hpp"
+#include "temp_file.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -239,22 +240,7 @@ std::size_t count_of(const std::vector<std::string>& lines, const std::string& n
         lines.begin(), lines.end(), [&](const std::string& l) { return contains(l, needle); }));
 }
 
-/// A file that is removed at the end of the test.
-struct temp_file {
-    std::string path;
-    explicit temp_file(const std::string& content) {
-        char name[] = "/tmp/icmpengine-test-XXXXXX";
-        const int fd = ::mkstemp(name);
-        REQUIRE(fd >= 0);
-        REQUIRE(::write(fd, content.data(), content.size()) ==
-                static_cast<ssize_t>(content.size()));
-        ::close(fd);
-        path = name;
-    }
-    ~temp_file() { ::unlink(path.c_str()); }
-    temp_file(const temp_file&) = delete;
-    temp_file& operator=(const temp_file&) = delete;
-};
+using testing::temp_file;
 
 /// "127.0.0.1 : [3], 64 bytes, 0.052 ms (0.052 avg, 0% loss)"
 const std::regex reply_line(

@@ -10,6 +10,7 @@
 
 #include "program_run.hpp"
 #include "sim_targets.hpp"
+#include "temp_file.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -117,22 +118,7 @@ void same_lines_as_fping(const std::vector<std::string>& args) {
     CHECK(distinct(o.err) == distinct(f.err));
 }
 
-/// A file that is removed at the end of the test.
-struct temp_file {
-    std::string path;
-    explicit temp_file(const std::string& content) {
-        char name[] = "/tmp/icmpengine-output-XXXXXX";
-        const int fd = ::mkstemp(name);
-        REQUIRE(fd >= 0);
-        REQUIRE(::write(fd, content.data(), content.size()) ==
-                static_cast<ssize_t>(content.size()));
-        ::close(fd);
-        path = name;
-    }
-    ~temp_file() { ::unlink(path.c_str()); }
-    temp_file(const temp_file&) = delete;
-    temp_file& operator=(const temp_file&) = delete;
-};
+using testing::temp_file;
 
 /// Every stdout line parsed as JSON (a line that is not fails the test).
 std::vector<json> json_lines(const program_output& r) {
