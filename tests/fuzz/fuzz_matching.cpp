@@ -698,9 +698,15 @@ void deliver(model_engine& e, const std::optional<delivery>& packet) {
         violation(e, d, o, "an invalid packet names a slot");
     // A duplicate or late answer may name the slot of the ended ping it
     // answers (for its RTT): never one in flight, never another host's.
+    // The host it answers for: an echo reply's source, an ICMP error's
+    // quoted destination (its source is the router that sent it), or the
+    // error queue's original destination (msg_name).
+    const ip_address answered = o.is_error && !d.errqueue && o.message.quoted_destination
+                                    ? *o.message.quoted_destination
+                                    : d.peer;
     if ((v.what == verdict_kind::duplicate || v.what == verdict_kind::late) && v.slot != no_slot &&
         (v.slot >= e.slots.size() || e.slots[v.slot].state == slot_state::in_flight ||
-         (!d.errqueue && !same_host_spec(e.slots[v.slot].target, d.peer))))
+         !same_host_spec(e.slots[v.slot].target, answered)))
         violation(e, d, o, "a duplicate or late answer names a slot it does not answer");
     if (o.was_matched() && !genuine_for(e, d, v.slot, o.message))
         violation(e, d, o, "a packet that is not a genuine answer matched a ping");
