@@ -13,6 +13,10 @@ packages=(
   catch2 libbenchmark-dev               # tests, benchmarks
   nlohmann-json3-dev                    # the command-line tool (--json-lines)
   libasio-dev                           # include/icmpengine/asio.hpp: its tests, example server, benchmarks
+  libboost-dev libyaml-cpp-dev          # icmpengine-exporter: Boost.Beast HTTP, smokeping_prober's YAML config
+  prometheus                            # the exporter's tests: a real Prometheus, promtool check metrics
+  prometheus-smokeping-prober           # the exporter's benchmark peer
+  chromium                              # the exporter's status page, loaded headless in a test
   iproute2 util-linux procps            # ip, unshare, nsenter, sysctl: private namespaces
   fping iputils-ping                    # side-by-side figures; fping: the oracle of tests/fping_compat
   monitoring-plugins-standard           # check_fping: an fping consumer (tests/fping_compat/consumers.sh)

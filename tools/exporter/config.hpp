@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: MIT
+// smokeping_prober's YAML configuration (--config.file), read with
+// yaml-cpp, and what it and the positional hosts turn into: target groups,
+// then (once resolved, sharded) target_specs.
+#pragma once
+
+#include "target.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace icmpengine_exporter {
+
+/// Which address family a group's hosts resolve to (smokeping_prober's
+/// `network:`): ip = the first address the resolver gives, ip4 / ip6 = the
+/// first of that family.
+enum class network_kind { ip, ip4, ip6 };
+
+/// One entry of `targets:`. Defaults are smokeping_prober's (interval 1s,
+/// network ip, protocol icmp, size 56) unless the command line changed them
+/// (--ping.interval, --ping.size).
+struct target_group {
+    std::vector<std::string> hosts;
+    std::chrono::nanoseconds interval = std::chrono::seconds(1);
+    network_kind network = network_kind::ip;
+    /// "icmp" or "udp". smokeping_prober uses raw sockets for icmp and
+    /// unprivileged datagram ICMP sockets for udp; we always ping over
+    /// datagram ICMP sockets, so both mean the same here (documented).
+    std::string protocol = "icmp";
+    std::uint32_t size = 56; ///< payload bytes (24..65507)
+    std::string source;      ///< a local address, or empty
+    std::uint8_t tos = 0;    ///< TOS byte (0..255); `dscp:` sets tos = dscp << 2
+    label_list labels;       ///< sorted by name
+    int line = 0;            ///< where the group starts in the file (1-based), 0 = command line
+};
+
+struct exporter_config {
+    std::vector<target_group> groups;
+};
+
+/// A configuration that cannot be used: `file:line: reason` (line 0 =
+/// the file as a whole).
+class config_error : public std::runtime_error {
+  public:
+    config_error(std::string file, int line, const std::string& reason);
+    const std::string& file() const noexcept { return m_file; }
+    int line() const noexcept { return m_line; }
+
+  private:
+    std::string m_file;
+    int m_line;
+};
+
+/// Defaults the command line sets for groups that do not say.
+struct group_defaults {
+    std::chrono::nanoseconds interval = std::chrono::seconds(1);
+    std::uint32_t size = 56;
+};
+
+/// Parses a configuration's text; `file` names it in errors. Unknown keys,
+/// wrong types, out-of-range values and bad durations (Go's
+/// time.ParseDuration syntax: "1s", "500ms", "1m30s") are config_errors
+/// naming the line.
+exporter_config parse_config(std::string_view yaml, const std::string& file,
+                             const group_defaults& defaults = {});
+/// Reads and parses a file (a missing or unreadable file is a config_error
+/// with line 0 and strerror's reason).
+exporter_config load_config(const std::string& path, const group_defaults& defaults = {});
+
+/// `--shard K/N`: this exporter pings the hosts whose shard_of(host, N) is
+/// K (0 <= K < N).
+struct shard_spec {
+    std::uint32_t index = 0;
+    std::uint32_t count = 1;
+};
+/// Parses "K/N"; nullopt if malformed or K >= N or N == 0.
+std::optional<shard_spec> parse_shard(std::string_view text);
+/// A stable hash of the host as written (FNV-1a, 64 bit) modulo `count`:
+/// the same on every machine and every run, so N exporters split a fleet
+/// without talking to each other.
+std::uint32_t shard_of(std::string_view host, std::uint32_t count);
+
+/// Turns a host into addresses; the exporter's real one resolves off the
+/// engine's thread (resolver.hpp). Returns the addresses in resolver order
+/// (empty = does not resolve).
+using resolve_function =
+    std::function<std::vector<ie::ip_address>(const std::string& host, network_kind network)>;
+
+/// The targets a configuration describes for one shard: one per host
+/// (literal addresses as they are; names through `resolve`, first address
+/// of the group's network). Hosts that do not resolve are left out and
+/// reported in `unresolved` (host names). Order: groups, then hosts, as
+/// written; a host listed twice with the same identity is kept once.
+struct expanded_targets {
+    std::vector<target_spec> targets;
+    std::vector<std::string> unresolved;
+};
+expanded_targets expand(const exporter_config& config, const shard_spec& shard,
+                        const resolve_function& resolve);
+
+} // namespace icmpengine_exporter
