@@ -101,11 +101,18 @@ class reader {
         throw config_error(m_file, line_of(at), reason);
     }
 
-    // The entries of a mapping, keys as text, in file order; a key that is
-    // not a single value, or given twice, is an error.
-    std::vector<std::pair<std::string, YAML::Node>> entries(const YAML::Node& map,
-                                                            std::string_view what) const {
-        std::vector<std::pair<std::string, YAML::Node>> out;
+    // One key of a mapping: its text, its node (errors about the key, or
+    // about a value that is missing, name the key's line) and its value.
+    struct entry {
+        std::string key;
+        YAML::Node key_node;
+        YAML::Node value;
+    };
+
+    // The entries of a mapping in file order; a key that is not a single
+    // value, or given twice, is an error.
+    std::vector<entry> entries(const YAML::Node& map, std::string_view what) const {
+        std::vector<entry> out;
         std::map<std::string, int> first_line;
         for (auto it = map.begin(); it != map.end(); ++it) {
             if (!it->first.IsScalar())
@@ -116,7 +123,7 @@ class reader {
             if (!fresh)
                 fail(it->first, fmt::format("{}: '{}' is given twice (first on line {})", what, key,
                                             pos->second));
-            out.emplace_back(std::move(key), it->second);
+            out.push_back({std::move(key), it->first, it->second});
         }
         return out;
     }
@@ -173,17 +180,17 @@ class reader {
             fail(value, fmt::format("labels: expected a mapping of label names to values, not {}",
                                     kind_name(value)));
         label_list out;
-        for (auto& [name, v] : entries(value, "labels")) {
+        for (auto& [name, at, v] : entries(value, "labels")) {
             if (!valid_label_name(name) || name.starts_with("__"))
-                fail(v, fmt::format("labels: '{}' is not a valid label name "
-                                    "([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)",
-                                    name));
+                fail(at, fmt::format("labels: '{}' is not a valid label name "
+                                     "([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)",
+                                     name));
             if (name == "ip" || name == "host" || name == "source" || name == "tos")
-                fail(v, fmt::format("labels: '{}' is set by the exporter itself; choose another "
-                                    "name",
-                                    name));
+                fail(at, fmt::format("labels: '{}' is set by the exporter itself; choose another "
+                                     "name",
+                                     name));
             if (v.IsNull())
-                fail(v, fmt::format("labels: '{}' has no value", name));
+                fail(at, fmt::format("labels: '{}' has no value", name));
             out.emplace_back(name, scalar(v, fmt::format("labels: '{}'", name)));
         }
         std::sort(out.begin(), out.end());
@@ -198,28 +205,29 @@ class reader {
 
 // What one group's keys said, kept until the whole group is read (checks
 // that involve two keys).
+// (A default YAML::Node is a defined null node: absence needs optional.)
 struct group_keys {
-    YAML::Node host, hosts, network, source, tos, dscp;
+    std::optional<YAML::Node> host, hosts, source, tos, dscp;
 };
 
 void check_group(const reader& r, const YAML::Node& node, const group_keys& k, target_group& g) {
     if (k.host && k.hosts)
-        r.fail(k.host, "host: give either host or hosts, not both");
+        r.fail(*k.host, "host: give either host or hosts, not both");
     if (!k.host && !k.hosts)
         r.fail(node, "target group: 'hosts' is missing (a list of hosts to ping)");
     if (k.tos && k.dscp)
-        r.fail(k.dscp, fmt::format("dscp: cannot be given with tos (line {}); give one of them",
-                                   line_of(k.tos)));
+        r.fail(*k.dscp, fmt::format("dscp: cannot be given with tos (line {}); give one of them",
+                                    line_of(*k.tos)));
     if (!k.source)
         return;
     const std::optional<ie::ip_address> source = ie::ip_address::try_parse(g.source);
     if (!source)
-        r.fail(k.source, fmt::format("source: '{}' is not an IP address", g.source));
+        r.fail(*k.source, fmt::format("source: '{}' is not an IP address", g.source));
     if ((g.network == network_kind::ip4 && !source->is_v4()) ||
         (g.network == network_kind::ip6 && !source->is_v6()))
-        r.fail(k.source, fmt::format("source: '{}' is not an {} address, as network: {} asks",
-                                     g.source, source->is_v4() ? "IPv6" : "IPv4",
-                                     g.network == network_kind::ip4 ? "ip4" : "ip6"));
+        r.fail(*k.source, fmt::format("source: '{}' is not an {} address, as network: {} asks",
+                                      g.source, source->is_v4() ? "IPv6" : "IPv4",
+                                      g.network == network_kind::ip4 ? "ip4" : "ip6"));
 }
 
 target_group reader::group(const YAML::Node& node, const group_defaults& defaults) const {
@@ -232,9 +240,9 @@ target_group reader::group(const YAML::Node& node, const group_defaults& default
     g.size = defaults.size;
     g.line = line_of(node);
     group_keys k;
-    for (auto& [key, value] : entries(node, "target group")) {
+    for (auto& [key, at, value] : entries(node, "target group")) {
         if (value.IsNull())
-            fail(value, fmt::format("{}: no value given", key));
+            fail(at, fmt::format("{}: no value given", key));
         if (key == "hosts")
             hosts(value, g.hosts), k.hosts = value;
         else if (key == "host") {
@@ -255,7 +263,6 @@ target_group reader::group(const YAML::Node& node, const group_defaults& default
                 g.network = network_kind::ip6;
             else
                 fail(value, fmt::format("network: '{}' is not one of ip, ip4, ip6", text));
-            k.network = value;
         } else if (key == "protocol") {
             g.protocol = scalar(value, key);
             if (g.protocol != "icmp" && g.protocol != "udp")
@@ -271,10 +278,10 @@ target_group reader::group(const YAML::Node& node, const group_defaults& default
         else if (key == "labels")
             g.labels = labels(value);
         else
-            fail(value, fmt::format("target group: unknown key '{}' (known: hosts, host, "
-                                    "interval, network, protocol, size, source, tos, dscp, "
-                                    "labels)",
-                                    key));
+            fail(at, fmt::format("target group: unknown key '{}' (known: hosts, host, "
+                                 "interval, network, protocol, size, source, tos, dscp, "
+                                 "labels)",
+                                 key));
     }
     check_group(*this, node, k, g);
     return g;
@@ -301,9 +308,9 @@ exporter_config parse_config(std::string_view yaml, const std::string& file,
     if (!root.IsMap())
         r.fail(root, fmt::format("expected a mapping with a 'targets:' list at the top, not {}",
                                  kind_name(root)));
-    for (auto& [key, value] : r.entries(root, "top level")) {
+    for (auto& [key, at, value] : r.entries(root, "top level")) {
         if (key != "targets")
-            r.fail(value, fmt::format("top level: unknown key '{}' (known: targets)", key));
+            r.fail(at, fmt::format("top level: unknown key '{}' (known: targets)", key));
         if (value.IsNull())
             continue;
         if (!value.IsSequence())
