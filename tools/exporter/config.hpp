@@ -128,10 +128,18 @@ using resolve_function =
     std::function<std::vector<ie::ip_address>(const std::string& host, network_kind network)>;
 
 /// The targets a configuration describes for one shard: one per host
-/// (literal addresses as they are; names through `resolve`, first address
-/// of the group's network). Hosts that do not resolve are left out and
-/// reported in `unresolved` (host names). Order: groups, then hosts, as
-/// written; a host listed twice with the same identity is kept once.
+/// (literal addresses as they are; names through `resolve`, the address
+/// network_kind says). Hosts that do not resolve, and literals of the wrong
+/// family, are left out and reported in `unresolved` (host names as
+/// written, each once, even if another group resolved it). Order: groups,
+/// then hosts, as written; a host listed twice with the same identity is
+/// kept once, as its first group says (interval, size).
+///
+/// The shard filter (shard_of(host) == shard.index) comes first, on the
+/// host as written: `resolve` is asked only about this shard's names, and
+/// a change in DNS never moves a host to another shard. `resolve` is
+/// called once per (name, family), never for a literal; the family asked
+/// is the group's network, or for network ip with a source, the source's.
 struct expanded_targets {
     std::vector<target_spec> targets;
     std::vector<std::string> unresolved;
