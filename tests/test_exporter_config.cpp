@@ -534,3 +534,28 @@ TEST_CASE("expand: the shard filter comes before resolution", "[expand][shard]")
     std::sort(hosts.begin(), hosts.end());
     CHECK(seen == hosts); // every host in exactly one shard
 }
+
+TEST_CASE("keep_unresolved: a name that fails again keeps its last targets", "[expand]") {
+    fake_resolver dns;
+    const exporter_config config = config_of(R"(targets:
+- hosts: [dual, v4only, 192.0.2.9]
+- hosts: [dual]
+  network: ip6
+)");
+    const expanded_targets before = expand(config, {}, dns.function());
+    REQUIRE(before.targets.size() == 4);
+    dns.names.erase("dual"); // DNS fails for dual this time
+    const expanded_targets after =
+        keep_unresolved(before.targets, expand(config, {}, dns.function()));
+    REQUIRE(after.targets.size() == 4);
+    CHECK(after.targets[0].host == "v4only");
+    CHECK(after.targets[1].host == "192.0.2.9");
+    CHECK(after.targets[2].key() == before.targets[0].key()); // dual, IPv4
+    CHECK(after.targets[3].key() == before.targets[3].key()); // dual, IPv6
+    CHECK(after.unresolved == std::vector<std::string>{"dual"});
+    // A host that resolves is not doubled; one that never resolved stays out.
+    const expanded_targets again =
+        keep_unresolved(after.targets, expand(config, {}, dns.function()));
+    CHECK(again.targets.size() == 4);
+    CHECK(keep_unresolved({}, expand(config, {}, dns.function())).targets.size() == 2);
+}

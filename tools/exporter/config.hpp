@@ -147,4 +147,12 @@ struct expanded_targets {
 expanded_targets expand(const exporter_config& config, const shard_spec& shard,
                         const resolve_function& resolve);
 
+/// For re-resolution of an unchanged configuration: a name that fails this
+/// time (a DNS outage, a timeout) keeps the targets it had in `previous`,
+/// so that its series and history go on rather than vanish and restart.
+/// Those targets are appended to fresh.targets (an identity already there
+/// is not added twice); fresh.unresolved still names the host. Not for a
+/// reload: a changed configuration's old targets are not its targets.
+expanded_targets keep_unresolved(const std::vector<target_spec>& previous, expanded_targets fresh);
+
 } // namespace icmpengine_exporter

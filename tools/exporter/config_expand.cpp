@@ -117,4 +117,15 @@ expanded_targets expand(const exporter_config& config, const shard_spec& shard,
     return out;
 }
 
+expanded_targets keep_unresolved(const std::vector<target_spec>& previous, expanded_targets fresh) {
+    const std::set<std::string> failed(fresh.unresolved.begin(), fresh.unresolved.end());
+    std::set<target_spec::identity> present;
+    for (const target_spec& t : fresh.targets)
+        present.insert(t.key());
+    for (const target_spec& t : previous)
+        if (failed.contains(t.host) && present.insert(t.key()).second)
+            fresh.targets.push_back(t);
+    return fresh;
+}
+
 } // namespace icmpengine_exporter
