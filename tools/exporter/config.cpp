@@ -203,31 +203,34 @@ class reader {
     const std::string& m_file;
 };
 
-// What one group's keys said, kept until the whole group is read (checks
-// that involve two keys).
-// (A default YAML::Node is a defined null node: absence needs optional.)
-struct group_keys {
-    std::optional<YAML::Node> host, hosts, source, tos, dscp;
-};
+// The keys a group gave, with their values' nodes: checks that involve
+// two keys run once the whole group is read.
+using given_keys = std::map<std::string, YAML::Node>;
 
-void check_group(const reader& r, const YAML::Node& node, const group_keys& k, target_group& g) {
-    if (k.host && k.hosts)
-        r.fail(*k.host, "host: give either host or hosts, not both");
-    if (!k.host && !k.hosts)
+void check_group(const reader& r, const YAML::Node& node, const given_keys& given,
+                 const target_group& g) {
+    const auto at = [&](const char* key) -> const YAML::Node* {
+        const auto it = given.find(key);
+        return it == given.end() ? nullptr : &it->second;
+    };
+    if (at("host") && at("hosts"))
+        r.fail(*at("host"), "host: give either host or hosts, not both");
+    if (!at("host") && !at("hosts"))
         r.fail(node, "target group: 'hosts' is missing (a list of hosts to ping)");
-    if (k.tos && k.dscp)
-        r.fail(*k.dscp, fmt::format("dscp: cannot be given with tos (line {}); give one of them",
-                                    line_of(*k.tos)));
-    if (!k.source)
+    if (at("tos") && at("dscp"))
+        r.fail(*at("dscp"),
+               fmt::format("dscp: cannot be given with tos (line {}); give one of them",
+                           line_of(*at("tos"))));
+    if (!at("source"))
         return;
     const std::optional<ie::ip_address> source = ie::ip_address::try_parse(g.source);
     if (!source)
-        r.fail(*k.source, fmt::format("source: '{}' is not an IP address", g.source));
+        r.fail(*at("source"), fmt::format("source: '{}' is not an IP address", g.source));
     if ((g.network == network_kind::ip4 && !source->is_v4()) ||
         (g.network == network_kind::ip6 && !source->is_v6()))
-        r.fail(*k.source, fmt::format("source: '{}' is not an {} address, as network: {} asks",
-                                      g.source, source->is_v4() ? "IPv6" : "IPv4",
-                                      g.network == network_kind::ip4 ? "ip4" : "ip6"));
+        r.fail(*at("source"), fmt::format("source: '{}' is not an {} address, as network: {} asks",
+                                          g.source, source->is_v4() ? "IPv6" : "IPv4",
+                                          g.network == network_kind::ip4 ? "ip4" : "ip6"));
 }
 
 target_group reader::group(const YAML::Node& node, const group_defaults& defaults) const {
@@ -239,18 +242,18 @@ target_group reader::group(const YAML::Node& node, const group_defaults& default
     g.interval = defaults.interval;
     g.size = defaults.size;
     g.line = line_of(node);
-    group_keys k;
+    given_keys given;
     for (auto& [key, at, value] : entries(node, "target group")) {
         if (value.IsNull())
             fail(at, fmt::format("{}: no value given", key));
+        given.emplace(key, value);
         if (key == "hosts")
-            hosts(value, g.hosts), k.hosts = value;
+            hosts(value, g.hosts);
         else if (key == "host") {
             std::string host = scalar(value, key);
             if (host.empty())
                 fail(value, "host: the host is empty");
             g.hosts.push_back(std::move(host));
-            k.host = value;
         } else if (key == "interval")
             g.interval = interval(value);
         else if (key == "network") {
@@ -270,11 +273,11 @@ target_group reader::group(const YAML::Node& node, const group_defaults& default
         } else if (key == "size")
             g.size = static_cast<std::uint32_t>(integer(value, key, 24, 65507));
         else if (key == "source")
-            g.source = scalar(value, key), k.source = value;
+            g.source = scalar(value, key);
         else if (key == "tos")
-            g.tos = static_cast<std::uint8_t>(integer(value, key, 0, 255)), k.tos = value;
+            g.tos = static_cast<std::uint8_t>(integer(value, key, 0, 255));
         else if (key == "dscp")
-            g.tos = static_cast<std::uint8_t>(integer(value, key, 0, 63) << 2), k.dscp = value;
+            g.tos = static_cast<std::uint8_t>(integer(value, key, 0, 63) << 2);
         else if (key == "labels")
             g.labels = labels(value);
         else
@@ -283,11 +286,11 @@ target_group reader::group(const YAML::Node& node, const group_defaults& default
                                  "labels)",
                                  key));
     }
-    check_group(*this, node, k, g);
+    check_group(*this, node, given, g);
     return g;
 }
 
-// yaml-cpp marks a key's line at the key; a value's entries carry their own.
+// The document; a syntax error is a config_error at the line yaml-cpp names.
 YAML::Node load_yaml(std::string_view yaml, const std::string& file) {
     try {
         return YAML::Load(std::string(yaml));
