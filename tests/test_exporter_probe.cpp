@@ -147,6 +147,9 @@ TEST_CASE("query: each bad value is a 400 naming the parameter and value", "[pro
     CHECK(refused("target=") == "target: missing (/probe?target=ADDRESS-OR-NAME)");
     CHECK(refused("count=2") == "target: missing (/probe?target=ADDRESS-OR-NAME)");
     CHECK(refused("target=a+b") == "target: 'a b' is not an address or a host name");
+    CHECK(refused("target=a%0Ab%7F") == "target: 'a\\x0ab\\x7f' is not an address or a host name");
+    CHECK(refused("target=" + std::string(300, '-')) ==
+          "target: '" + std::string(100, '-') + "...' is not an address or a host name");
     CHECK(refused("target=http://x/") == "target: 'http://x/' is not an address or a host name");
     CHECK(refused("target=[::1") == "target: '[::1' is not an address or a host name");
     CHECK(refused("target=[127.0.0.1]") ==

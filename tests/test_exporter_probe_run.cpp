@@ -183,22 +183,25 @@ TEST_CASE("100 probes at once run in parallel and all complete", "[probe_run]") 
     const allow_list allow = allowing("127.0.0.0/8," + silent);
     constexpr int probes = 100;
     int done = 0;
+    int loopback_done = 0;
     int good = 0;
     std::uint64_t most_in_flight = 0;
     p.run([&]() -> net::awaitable<void> {
         for (int i = 0; i < probes; ++i) {
-            // Half to the silent target (they stay in flight until their
-            // timeout), half to loopback.
+            // Half to the silent target (in flight until stop() below),
+            // half to loopback (3 pings each).
+            const bool loopback = i % 2 == 1;
             const std::string query =
-                i % 2 == 0 ? "target=" + silent + "&timeout=2s"
-                           : "target=127.0." + std::to_string(i) + ".1&count=3&interval=10ms";
+                loopback ? "target=127.0." + std::to_string(i) + ".1&count=3&interval=10ms"
+                         : "target=" + silent + "&timeout=60s";
             net::co_spawn(
                 p.ctx,
-                [&, query, i]() -> net::awaitable<void> {
+                [&, query, loopback]() -> net::awaitable<void> {
                     const http_probe_answer a =
                         co_await handle_probe(*p.runner, allow, probe_limits(), query, "");
                     const bool replied = value_of(a.body, "probe_success") == 1.0;
-                    good += a.status == 200 && replied == (i % 2 == 1) ? 1 : 0;
+                    good += a.status == 200 && replied == loopback ? 1 : 0;
+                    loopback_done += loopback ? 1 : 0;
                     ++done;
                 },
                 [](std::exception_ptr e) {
@@ -206,16 +209,25 @@ TEST_CASE("100 probes at once run in parallel and all complete", "[probe_run]") 
                         std::rethrow_exception(e);
                 });
         }
-        // Every silent probe's ping is in flight at the same time: none of
-        // them waits for another.
+        // All 50 silent probes' pings are in flight together (none waits
+        // for another), while the loopback probes come and go beside them.
+        // The limit only keeps a broken test from hanging.
         net::steady_timer timer(p.ctx);
-        while (done < probes) {
+        const auto give_up = std::chrono::steady_clock::now() + 50s;
+        while ((loopback_done < probes / 2 || most_in_flight < probes / 2) &&
+               std::chrono::steady_clock::now() < give_up) {
             most_in_flight = std::max(most_in_flight, p.runner->engine_for(0).stats().in_flight);
+            timer.expires_after(1ms);
+            co_await timer.async_wait(net::use_awaitable);
+        }
+        p.runner->stop(); // the silent probes end now, with no reply
+        while (done < probes) {
             timer.expires_after(1ms);
             co_await timer.async_wait(net::use_awaitable);
         }
     });
     CHECK(done == probes);
+    CHECK(loopback_done == probes / 2);
     CHECK(good == probes);
     CHECK(most_in_flight >= probes / 2);
 }

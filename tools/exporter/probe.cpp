@@ -313,8 +313,21 @@ std::optional<std::string> target_host(std::string_view target) {
     return std::nullopt;
 }
 
+/// "name: 'value' what", on one line whatever the client sent: control
+/// bytes in the value shown as \xNN, and at most 100 bytes of it.
 std::string bad_value(std::string_view name, std::string_view value, std::string_view what) {
-    return fmt::format("{}: '{}' {}", name, value, what);
+    constexpr std::size_t shown = 100;
+    std::string v;
+    for (const char c : value.substr(0, shown)) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u < 0x20 || u == 0x7f)
+            v += fmt::format("\\x{:02x}", u);
+        else
+            v += c;
+    }
+    if (value.size() > shown)
+        v += "...";
+    return fmt::format("{}: '{}' {}", name, v, what);
 }
 
 } // namespace
