@@ -13,8 +13,10 @@
 #include <icmpengine/task.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -72,7 +74,20 @@ struct probe_request {
 /// Parses the query string (after '?'; percent-decoding done here) and the
 /// scrape-timeout header value (empty if absent). The variant's string is
 /// the 400 reason ("count: '0' is not in 1..100"). Unknown parameters
-/// (`module`, as Prometheus configs for blackbox pass) are ignored.
+/// (`module`, as Prometheus configs for blackbox pass) are ignored; a
+/// known one given twice is a 400.
+///
+/// `target`: an address ("192.0.2.1", "2001:db8::1", "[2001:db8::1]"), or
+/// a host name; a trailing ":port" (a relabelled __address__ such as
+/// "node:9100" or "[::1]:9100") is dropped, so request.target is the host
+/// alone. An IPv6 address without brackets is taken whole.
+/// `timeout` given: a Go duration ("2s") or seconds ("2.5"), at most
+/// limits.max_timeout. Not given: the scrape-timeout header less 0.5 s
+/// (the header itself when it is shorter), else limits.default_timeout.
+/// Either way (count - 1) * interval must be below it.
+/// `ip_protocol` (or blackbox's `preferred_ip_protocol`): ip4, ip6, or ip
+/// (the resolver's first address); a literal of the other family is a
+/// failed probe, as blackbox's resolution fails.
 std::variant<probe_request, std::string> parse_probe_query(std::string_view query,
                                                            std::string_view scrape_timeout_header,
                                                            const probe_limits& limits);
@@ -108,6 +123,9 @@ class probe_runner {
     ie::engine& engine_for(std::uint8_t ttl);
     /// SIGTERM: pings in flight end as cancelled.
     void stop();
+    /// Engines created so far (one per ttl asked for): none until a probe
+    /// runs, so a refused probe can be seen to have sent nothing.
+    std::size_t engine_count() const noexcept;
 
   private:
     struct impl;
@@ -125,5 +143,25 @@ void render_probe(const probe_request& request, const probe_result& result, expo
 /// probe_duration_seconds, as blackbox answers.
 void render_failed_probe(const probe_request& request, std::chrono::nanoseconds duration,
                          exposition& page);
+
+/// What GET /probe answers: 200 with the metrics, 400 (bad query) or 403
+/// (target outside the allow-list) with a one-line reason.
+struct http_probe_answer {
+    unsigned status = 200;
+    std::string body;
+    std::string content_type;
+};
+
+/// The whole of GET /probe, for the HTTP glue: parses `query` (after '?',
+/// not decoded) and `scrape_timeout_header` (X-Prometheus-Scrape-Timeout-
+/// Seconds, empty if absent), resolves the target (request's ip_protocol;
+/// a name that does not resolve is a failed probe, 200 with probe_success
+/// 0, as blackbox answers), checks the resolved address against `allow`,
+/// runs the pings on `runner.engine_for(ttl)` and renders the page. Runs on
+/// the runner's executor. Arguments are taken by value: they must outlive
+/// the coroutine's suspensions.
+boost::asio::awaitable<http_probe_answer>
+handle_probe(probe_runner& runner, const allow_list& allow, const probe_limits& limits,
+             std::string query, std::string scrape_timeout_header);
 
 } // namespace icmpengine_exporter
