@@ -34,8 +34,8 @@
 // bin is taken as a distribution whose CDF is linear in log(RTT) between
 // its seven quantiles (10 % of its pings between min and p10, 15 % between
 // p10 and p25, ...), weighted by its answered pings, and the window's
-// quantile q is where the mixture's CDF reaches q (a sweep over the sorted
-// quantile points: O(bins log bins)). Exact for one bin's quantile points,
+// quantile q is where the mixture's CDF reaches q (a walk over the codes
+// the window spans: O(bins + span)). Exact for one bin's quantile points,
 // approximate between them.
 //
 // Time: bin i covers [i * step, (i + 1) * step) since the epoch. A record
@@ -204,6 +204,13 @@ void history_ring::add_to_histogram(std::uint16_t code) {
     constexpr int size = static_cast<int>(histogram_size);
     int bucket = bucket_of(code);
     int base = m_histogram_base;
+    if (m_open_received > 0 && bucket >= base && bucket < base + size) {
+        std::uint8_t& count = m_histogram[static_cast<std::size_t>(bucket - base)];
+        if (count < 255) { // the common case: once per answered ping
+            ++count;
+            return;
+        }
+    }
     std::array<std::uint32_t, histogram_size> counts{};
     if (m_open_received == 0)
         base = std::clamp(bucket - 32, 0, bucket_count - size);
@@ -309,50 +316,72 @@ std::vector<history_bin> history_ring::bins(std::chrono::system_clock::time_poin
 
 namespace {
 
-// A change in the window's mixture CDF at a code: its slope (mass per
-// code) changes by `slope`, or it jumps by `mass` (a bin whose quantiles
-// coincide).
-struct cdf_event {
-    double at;
-    double slope;
-    double mass;
-};
+// The window's mixture CDF over integer codes lowest .. lowest + n - 1:
+// at each code its slope (mass per code) changes by slope[code - lowest]
+// and it jumps by mass[code - lowest] (bins whose quantiles coincide).
+// Codes are integers, so this is an array, not a sorted list of events:
+// O(bins + the codes the window spans).
+struct mixture_cdf {
+    int lowest = 0;
+    std::vector<double> slope;
+    std::vector<double> mass;
 
-// Where the mixture's CDF reaches each of `targets` (ascending masses).
-std::array<double, 5> mixture_quantiles(std::vector<cdf_event>& events,
-                                        const std::array<double, 5>& targets, double fallback) {
-    std::sort(events.begin(), events.end(),
-              [](const cdf_event& a, const cdf_event& b) { return a.at < b.at; });
-    std::array<double, 5> out;
-    out.fill(fallback);
-    std::size_t j = 0;
-    double cum = 0.0;
-    double slope = 0.0;
-    double prev = events.empty() ? 0.0 : events.front().at;
-    for (const cdf_event& e : events) {
-        const double next = cum + slope * (e.at - prev);
-        for (; j < targets.size() && slope > 0.0 && targets[j] <= next; ++j)
-            out[j] = prev + (targets[j] - cum) / slope;
-        cum = next;
-        prev = e.at;
-        for (; j < targets.size() && e.mass > 0.0 && targets[j] <= cum + e.mass; ++j)
-            out[j] = e.at;
-        cum += e.mass;
-        slope += e.slope;
+    void reset(int low, int high) {
+        lowest = low;
+        slope.assign(static_cast<std::size_t>(high - low + 1), 0.0);
+        mass.assign(slope.size(), 0.0);
     }
-    return out;
-}
+
+    // One bin of `weight` pings: linear in code between its quantiles.
+    void add(const std::array<std::uint16_t, 7>& codes, double weight) {
+        double before = 0.0; // the density of the segment that ends here
+        for (std::size_t i = 0; i < codes.size(); ++i) {
+            double density = 0.0;
+            const auto at = static_cast<std::size_t>(codes[i] - lowest);
+            if (i + 1 < codes.size()) {
+                const double share = weight * (quantile_ranks[i + 1] - quantile_ranks[i]);
+                if (codes[i + 1] > codes[i])
+                    density = share / (codes[i + 1] - codes[i]);
+                else
+                    mass[at] += share;
+            }
+            slope[at] += density - before;
+            before = density;
+        }
+    }
+
+    // Where the CDF reaches each of `targets` (ascending masses), as codes.
+    std::array<double, 5> solve(const std::array<double, 5>& targets) const {
+        std::array<double, 5> out;
+        out.fill(lowest + static_cast<double>(slope.size()) - 1.0);
+        std::size_t j = 0;
+        double cum = 0.0;
+        double rate = 0.0;
+        for (std::size_t x = 0; x < slope.size() && j < targets.size(); ++x) {
+            if (x > 0 && rate > 0.0) {
+                for (; j < targets.size() && targets[j] <= cum + rate; ++j)
+                    out[j] = lowest + static_cast<double>(x) - 1.0 + (targets[j] - cum) / rate;
+                cum += rate;
+            }
+            for (; j < targets.size() && mass[x] > 0.0 && targets[j] <= cum + mass[x]; ++j)
+                out[j] = lowest + static_cast<double>(x);
+            cum += mass[x];
+            rate += slope[x];
+        }
+        return out;
+    }
+};
 
 } // namespace
 
 history_bin history_ring::summary(std::chrono::system_clock::time_point now) const {
     history_bin s;
-    thread_local std::vector<cdf_event> events;
-    events.clear();
+    thread_local std::vector<coded_bin> answered;
+    answered.clear();
     std::uint64_t sent = 0;
     std::uint64_t received = 0;
-    double lowest = code_max;
-    double highest = 0;
+    int lowest = code_max;
+    int highest = 0;
     bool first = true;
     for_each_bin(now, [&](const coded_bin& c) {
         if (first)
@@ -363,32 +392,29 @@ history_bin history_ring::summary(std::chrono::system_clock::time_point now) con
         received += c.received;
         if (c.received == 0)
             return;
-        lowest = std::min<double>(lowest, c.codes.front());
-        highest = std::max<double>(highest, c.codes.back());
-        for (std::size_t i = 0; i + 1 < c.codes.size(); ++i) {
-            const double mass = c.received * (quantile_ranks[i + 1] - quantile_ranks[i]);
-            const double lo = c.codes[i];
-            const double hi = c.codes[i + 1];
-            if (hi > lo) {
-                events.push_back({lo, mass / (hi - lo), 0.0});
-                events.push_back({hi, -mass / (hi - lo), 0.0});
-            } else {
-                events.push_back({lo, 0.0, mass});
-            }
-        }
+        lowest = std::min<int>(lowest, c.codes.front());
+        highest = std::max<int>(highest, c.codes.back());
+        answered.push_back(c);
     });
     s.sent = static_cast<std::uint32_t>(std::min<std::uint64_t>(sent, UINT32_MAX));
     s.received = static_cast<std::uint32_t>(std::min<std::uint64_t>(received, UINT32_MAX));
-    if (received == 0)
+    if (answered.empty())
         return s;
+    thread_local mixture_cdf cdf;
+    cdf.reset(lowest, highest);
+    double total = 0.0;
+    for (const coded_bin& c : answered) {
+        cdf.add(c.codes, c.received);
+        total += c.received;
+    }
     std::array<double, 5> targets{};
     for (std::size_t q = 0; q < targets.size(); ++q)
-        targets[q] = quantile_ranks[q + 1] * static_cast<double>(received);
-    const std::array<double, 5> inner = mixture_quantiles(events, targets, highest);
+        targets[q] = quantile_ranks[q + 1] * total;
+    const std::array<double, 5> inner = cdf.solve(targets);
     s.rtt.front() = decode_rtt(lowest);
     s.rtt.back() = decode_rtt(highest);
     for (std::size_t q = 0; q < inner.size(); ++q)
-        s.rtt[q + 1] = decode_rtt(std::clamp(inner[q], lowest, highest));
+        s.rtt[q + 1] = decode_rtt(std::clamp<double>(inner[q], lowest, highest));
     return s;
 }
 
