@@ -19,6 +19,7 @@ produce the console line this looks for, or the check fails.
   check_page.py --sample ... --screenshot docs/exporter-status.png
 """
 import argparse
+import html.parser
 import os
 import re
 import shutil
@@ -45,6 +46,39 @@ def skip(reason):
 def fail(reason):
     print(f"FAIL: {reason}")
     sys.exit(1)
+
+
+class TagBalance(html.parser.HTMLParser):
+    """Every element the page opens it closes, in order (Chromium repairs
+    markup silently; this does not)."""
+
+    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+            "track", "wbr"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.stack = []
+        self.problems = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if not self.stack or self.stack[-1] != tag:
+            self.problems.append(f"</{tag}> closes <{self.stack[-1] if self.stack else None}>"
+                                 f" at {self.getpos()}")
+        else:
+            self.stack.pop()
+
+
+def well_formed_problems(text):
+    if not text.startswith("<!DOCTYPE html>"):
+        return ["no <!DOCTYPE html> first"]
+    checker = TagBalance()
+    checker.feed(text)
+    checker.close()
+    return checker.problems + [f"<{t}> never closed" for t in checker.stack]
 
 
 def chromium_command(chromium, profile, extra, url, netns):
@@ -119,6 +153,10 @@ def main():
             subprocess.run([args.sample, page], check=True)
             url = "file://" + page
             expected = 10 if args.svgs is None else args.svgs
+            with open(page, encoding="utf-8") as f:
+                problems = well_formed_problems(f.read())
+            if problems:
+                fail("the page is not well formed:\n  " + "\n  ".join(problems[:20]))
         else:
             url = args.url
             expected = args.svgs
