@@ -50,10 +50,33 @@ class history_ring {
     std::size_t capacity() const noexcept { return m_capacity; }
 
   private:
-    struct state;
+    struct coded_bin; // a bin with its RTTs as codes (history.cpp)
+    /// Bins are numbered by (time since the epoch) / step.
+    std::int64_t index_of(std::chrono::system_clock::time_point t) const;
+    std::size_t slot_of(std::int64_t index) const;
+    void close_open_bin();
+    void add_to_histogram(std::uint16_t code);
+    coded_bin open_coded() const;
+    coded_bin closed_coded(std::int64_t index) const;
+    /// Calls f(coded_bin) for each bin of the window that ends at `now`.
+    template <class F>
+    void for_each_bin(std::chrono::system_clock::time_point now, F&& f) const;
+
+    static constexpr std::int64_t no_bin = INT64_MIN;
+    static constexpr std::size_t histogram_size = 128;
+
     std::size_t m_capacity;
     std::chrono::seconds m_step;
-    std::vector<std::byte> m_storage; // layout: history.cpp
+    /// The capacity - 1 closed bins, 15 bytes each (layout: history.cpp).
+    std::vector<std::byte> m_storage;
+    std::int64_t m_first = no_bin; ///< the first bin ever recorded
+    std::int64_t m_open = no_bin;  ///< the open bin
+    std::uint32_t m_open_sent = 0;
+    std::uint32_t m_open_received = 0;
+    std::uint16_t m_open_min = 0; ///< RTT codes (history.cpp), 0 = none yet
+    std::uint16_t m_open_max = 0;
+    std::int16_t m_histogram_base = 0; ///< the bucket m_histogram[0] counts
+    std::array<std::uint8_t, histogram_size> m_histogram{};
 };
 
 } // namespace icmpengine_exporter
