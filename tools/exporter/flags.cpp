@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "flags.hpp"
 
-#include "duration.hpp"
-
 #include <charconv>
 #include <cmath>
 #include <functional>
@@ -50,6 +48,8 @@ std::chrono::nanoseconds parse_duration_flag(std::string_view flag, std::string_
     const auto d = parse_go_duration(value);
     if (!d)
         bad_value(flag, value, "not a duration (e.g. 1s, 500ms, 1m30s)");
+    if (d->count() < 0)
+        bad_value(flag, value, "must not be negative");
     if (!zero_ok && d->count() == 0)
         bad_value(flag, value, "must be positive");
     return *d;
