@@ -121,6 +121,13 @@ net::awaitable<outcome> write_response(http_server_state& server, http_connectio
         out.body() = std::move(res.body);
     out.content_length(length);
     error_code ec;
+    // While writing, closing resets the connection (SO_LINGER 0): when the
+    // write times out, Beast closes the socket, and a reset frees the kernel's
+    // send buffer at once and tells the client, where a plain close would
+    // leave an orphan trying to deliver megabytes to a client that reads
+    // nothing.
+    auto& socket = c.stream.socket();
+    socket.set_option(net::socket_base::linger(true, 0), ec);
     c.stream.expires_after(server.limits.write_timeout);
     if (head_only) {
         http::response_serializer<http::string_body> sr(out);
@@ -133,6 +140,8 @@ net::awaitable<outcome> write_response(http_server_state& server, http_connectio
     c.stream.expires_never();
     if (ec == beast::error::timeout)
         co_return outcome::timed_out;
+    if (!ec)
+        socket.set_option(net::socket_base::linger(false, 0), ec);
     co_return ec ? outcome::failed : outcome::written;
 }
 
