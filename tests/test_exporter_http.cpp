@@ -105,10 +105,10 @@ struct server_fixture {
     std::promise<void> ran;
     std::future<void> done = ran.get_future();
 
-    explicit server_fixture(http_limits limits = {}) {
+    explicit server_fixture(http_limits limits = {}, std::string_view address = "127.0.0.1:0") {
         server.emplace(ctx.get_executor(), limits,
                        [this](http_request req) { return handle(r, std::move(req)); });
-        server->listen("127.0.0.1:0");
+        server->listen(address);
         port = server->endpoints().at(0).port();
         io = std::thread([this] {
             try {
@@ -540,6 +540,15 @@ TEST_CASE("listen: address forms, several listeners, errors naming the address",
         b.listen("[::1]:0");
         CHECK(b.endpoints().at(2).address() == net::ip::make_address("::1"));
     }
+}
+
+TEST_CASE("':port' listens on every address: answers on 127.0.0.1", "[http]") {
+    server_fixture f({}, ":0");
+    CHECK(f.server->endpoints().at(0).address().is_unspecified());
+    client c(f.port);
+    REQUIRE(c.connected());
+    c.send(get_root);
+    require_ok(c.response());
 }
 
 TEST_CASE("split_listen_address", "[http]") {

@@ -245,7 +245,8 @@ net::awaitable<bool> serve_one(http_server_state& server, http_connection& c,
     c.state = http_connection::phase::reading;
     if (o == outcome::written && refused && !keep_alive)
         co_await lingering_close(server, c);
-    co_return o == outcome::written&& keep_alive;
+    const bool written = o == outcome::written;
+    co_return written&& keep_alive;
 }
 
 } // namespace

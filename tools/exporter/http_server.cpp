@@ -186,6 +186,7 @@ void http_server::close() {
     net::dispatch(m_impl->executor, [impl = m_impl] { impl->do_close(); });
 }
 
+// Updated on the executor's thread: read them there (or once it has stopped).
 const http_stats& http_server::stats() const noexcept {
     return m_impl->stats;
 }
