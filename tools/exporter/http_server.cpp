@@ -143,6 +143,8 @@ http_server::~http_server() {
     close();
 }
 
+// Before the io_context runs, or on its thread (the listeners are the
+// executor's state).
 void http_server::listen(std::string_view address) {
     std::string host;
     std::string port;
