@@ -6,6 +6,10 @@
 // client does not read.
 #pragma once
 
+// Before Boost: Boost 1.74's asio/awaitable.hpp uses std::exchange without
+// including <utility>.
+#include <utility>
+
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
