@@ -57,20 +57,31 @@ constexpr std::string_view targets_help = "Targets pinged continuously.";
 constexpr std::size_t max_integer = 20; // digits of a uint64
 constexpr std::size_t max_float = 32;   // write_go_float's bound
 
-/// Writes lines into a string whose room was made in advance: `room` bytes
-/// are added at construction and what was not used is cut off at the end.
-/// The caller's bound must hold (each put is a copy, no check).
+/// Writes a family's lines through a small buffer that stays in cache:
+/// each target's lines are formatted there (room() first, with a bound on
+/// what follows) and appended to the family's string a chunk at a time.
+/// The family's string is reserved once, to a bound of the whole family,
+/// so that it never moves; pages it does not touch cost nothing.
 class line_writer {
   public:
-    line_writer(std::string& out, std::size_t room) : m_out(out) {
-        const std::size_t old = out.size();
-        out.resize(old + room);
-        m_p = out.data() + old;
+    static constexpr std::size_t chunk = 64 * 1024;
+
+    line_writer(std::string& out, std::size_t reserve) : m_out(out) {
+        out.reserve(out.size() + reserve);
+        grow(chunk);
     }
-    ~line_writer() { m_out.resize(static_cast<std::size_t>(m_p - m_out.data())); }
+    ~line_writer() { flush(); }
     line_writer(const line_writer&) = delete;
     line_writer& operator=(const line_writer&) = delete;
 
+    /// Makes room for `n` more bytes in the buffer.
+    void room(std::size_t n) {
+        if (static_cast<std::size_t>(m_end - m_p) >= n)
+            return;
+        flush();
+        if (static_cast<std::size_t>(m_end - m_p) < n)
+            grow(n);
+    }
     void put(std::string_view s) noexcept {
         std::memcpy(m_p, s.data(), s.size());
         m_p += s.size();
@@ -82,8 +93,20 @@ class line_writer {
     void put_float(double v) noexcept { m_p = write_go_float(m_p, v); }
 
   private:
+    void flush() {
+        m_out.append(m_buffer.get(), static_cast<std::size_t>(m_p - m_buffer.get()));
+        m_p = m_buffer.get();
+    }
+    void grow(std::size_t n) {
+        m_buffer.reset(new char[n]); // uninitialised: written before it is read
+        m_p = m_buffer.get();
+        m_end = m_p + n;
+    }
+
     std::string& m_out;
-    char* m_p;
+    std::unique_ptr<char[]> m_buffer;
+    char* m_p = nullptr;
+    char* m_end = nullptr;
 };
 
 std::size_t label_bytes(std::span<const target_metrics* const> targets) {
@@ -104,8 +127,10 @@ void simple_family(exposition& page, std::string_view name, exposition::kind k,
                    std::string_view help, std::span<const target_metrics* const> targets,
                    std::size_t labels, Value value) {
     std::string& out = page.samples(page.family(name, k, help));
-    line_writer w(out, targets.size() * (name.size() + max_integer + 2) + labels);
+    const std::size_t fixed = name.size() + max_integer + 2;
+    line_writer w(out, targets.size() * fixed + labels);
     for (const target_metrics* t : targets) {
+        w.room(fixed + t->label_set.size());
         w.put(name);
         w.put(t->label_set);
         w.put(' ');
@@ -117,13 +142,13 @@ void simple_family(exposition& page, std::string_view name, exposition::kind k,
 void icmp_errors_family(exposition& page, std::span<const target_metrics* const> targets) {
     std::string& out =
         page.samples(page.family(icmp_errors_name, exposition::kind::counter, icmp_errors_help));
+    line_writer w(out, 0);
     for (const target_metrics* t : targets) {
         for (std::size_t i = 0; i < icmp_error_types; ++i) {
             if (t->icmp_errors[i] == 0)
                 continue;
             const std::string_view type = to_label(static_cast<icmp_error_type>(i));
-            line_writer w(out, icmp_errors_name.size() + t->label_set.size() + type.size() +
-                                   max_integer + 12);
+            w.room(icmp_errors_name.size() + t->label_set.size() + type.size() + max_integer + 12);
             w.put(icmp_errors_name);
             w.put(stem(t->label_set));
             w.put(",type=\"");
@@ -286,12 +311,12 @@ void continuous_metrics::render_histogram(exposition& page,
     std::string& out =
         page.samples(page.family(duration_name, exposition::kind::histogram, duration_help));
     const std::size_t lines = m_le.size();
-    out.reserve(out.size() + targets.size() * lines * (bucket_name.size() + 80 + m_le_max));
+    // A bound on one target's lines, its label sets aside.
+    const std::size_t fixed = lines * (bucket_name.size() + m_le_max + max_integer + 1) +
+                              sum_name.size() + max_float + 2 + count_name.size() + max_integer + 2;
+    line_writer w(out, targets.size() * fixed + label_bytes(targets) * (lines + 2));
     for (const target_metrics* t : targets) {
-        const std::size_t label = t->label_set.size();
-        line_writer w(out, lines * (bucket_name.size() + label + m_le_max + max_integer + 1) +
-                               sum_name.size() + label + max_float + 2 + count_name.size() + label +
-                               max_integer + 2);
+        w.room(fixed + t->label_set.size() * (lines + 2));
         const std::string_view bucket_stem = stem(t->label_set);
         std::uint64_t cumulative = 0;
         for (std::size_t i = 0; i < lines; ++i) {
