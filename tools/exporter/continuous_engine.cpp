@@ -56,7 +56,7 @@ continuous_engine::~continuous_engine() {
 
 void continuous_engine::schedule(const continuous_target& t) {
     m_heap.push_back({t.next_send, t.cookie()});
-    std::push_heap(m_heap.begin(), m_heap.end(), later);
+    std::push_heap(m_heap.begin(), m_heap.end(), later{});
 }
 
 void continuous_engine::arm() {
@@ -82,7 +82,7 @@ void continuous_engine::on_timer() {
     const prober_clock::time_point now = prober_clock::now();
     m_last_wake = now;
     while (!m_heap.empty() && m_heap.front().due <= now) {
-        std::pop_heap(m_heap.begin(), m_heap.end(), later);
+        std::pop_heap(m_heap.begin(), m_heap.end(), later{});
         const due_send d = m_heap.back();
         m_heap.pop_back();
         continuous_target* t = m_owner->find(d.cookie);

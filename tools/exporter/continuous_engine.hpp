@@ -117,7 +117,12 @@ class continuous_engine final : public ie::ping_handler,
         prober_clock::time_point due;
         std::uint64_t cookie;
     };
-    static bool later(const due_send& a, const due_send& b) noexcept { return a.due > b.due; }
+    /// The heap's order (a type, not a function pointer: inlined).
+    struct later {
+        bool operator()(const due_send& a, const due_send& b) const noexcept {
+            return a.due > b.due;
+        }
+    };
     static ie::engine_config make_config(const ie::engine_config& base, const engine_key& key,
                                          continuous_engine* self);
 
