@@ -9,6 +9,29 @@
 // `le="..."} ` fragments of the histogram once per prober; a scrape only
 // copies those fragments and formats numbers (std::to_chars) into space
 // reserved up front. bench/bench_exporter_render.cpp measures it.
+//
+// Against smokeping_prober (its newest collector.go: the same family names,
+// help texts, types, label names ip, host, source, tos, the group's labels
+// after them in name order, every series initialised to 0), what differs:
+// - A reply after the ping's timeout (the target's interval unless one is
+//   set) is counted in icmpengine_exporter_late_replies_total and not
+//   observed in smokeping_response_duration_seconds; smokeping_prober
+//   observes any reply it can still match, however late.
+// - smokeping_receive_errors_total counts the engines' receive_overruns
+//   (packets the kernel dropped because a socket's buffer was full, read
+//   with SO_MEMINFO), retired engines included; smokeping_prober counts
+//   its read errors other than timeouts. Our receive path has no other
+//   error a person could act on: malformed and foreign packets are in
+//   icmpengine_exporter_engine_{invalid,foreign}_packets_total.
+// - smokeping_send_errors_total counts pings that ended as send_error.
+// - A group's extra labels appear on its own series only; smokeping_prober
+//   gives every series the union of all groups' label names, empty where a
+//   group lacks one. Prometheus treats an empty label as absent: the same
+//   series once scraped.
+// - `tos` is the configured byte, as smokeping_prober's label; our engine
+//   sets its DSCP (tos >> 2) on the wire and drops the two ECN bits.
+// - Counters are written as integers (client_golang writes 1.234567e+06):
+//   the same values. Families come in this file's order, not sorted.
 #pragma once
 
 #include "exposition.hpp"
