@@ -11,6 +11,7 @@
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <sys/mman.h>
 
 namespace icmpengine_exporter {
 
@@ -57,6 +58,20 @@ constexpr std::string_view targets_help = "Targets pinged continuously.";
 constexpr std::size_t max_integer = 20; // digits of a uint64
 constexpr std::size_t max_float = 32;   // write_go_float's bound
 
+constexpr std::size_t huge_page = std::size_t{2} << 20;
+
+/// A family of 10,000 targets is tens of MB of fresh memory per scrape:
+/// touched 4 KiB at a time, its page faults cost more than writing it
+/// (several times more under a hypervisor). Transparent huge pages, where
+/// the kernel allows them on request (`madvise` mode, Debian's default),
+/// make that a fault per 2 MiB. Advisory only: without THP nothing changes.
+void advise_huge_pages(char* begin, std::size_t size) noexcept {
+    const auto first = (reinterpret_cast<std::uintptr_t>(begin) + huge_page - 1) & ~(huge_page - 1);
+    const auto last = (reinterpret_cast<std::uintptr_t>(begin) + size) & ~(huge_page - 1);
+    if (last > first)
+        (void)::madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+}
+
 /// Writes a family's lines through a small buffer that stays in cache:
 /// each target's lines are formatted there (room() first, with a bound on
 /// what follows) and appended to the family's string a chunk at a time.
@@ -68,6 +83,8 @@ class line_writer {
 
     line_writer(std::string& out, std::size_t reserve) : m_out(out) {
         out.reserve(out.size() + reserve);
+        if (reserve >= huge_page * 2)
+            advise_huge_pages(out.data() + out.size(), out.capacity() - out.size());
         grow(chunk);
     }
     ~line_writer() { flush(); }
