@@ -441,3 +441,19 @@ TEST_CASE("no history ring when history_bins is 0", "[continuous]") {
     CHECK(h.prober->size() == 1);
     h.prober->visit([](const ex::target_view& v) { CHECK(v.history == nullptr); });
 }
+
+TEST_CASE("an engine retired and never run again goes with the io_context", "[continuous]") {
+    harness h(options(30s));
+    ex::target_spec a = spec("127.0.0.1", 20ms);
+    ex::target_spec b = spec("127.0.0.2", 20ms);
+    b.tos = 64; // its own engine
+    h.prober->set_targets({a, b});
+    REQUIRE(h.run_until([&] {
+        const exposition_page p = h.scrape();
+        return value(p, "smokeping_requests_total", a) >= 2 &&
+               value(p, "smokeping_requests_total", b) >= 2;
+    }));
+    h.prober->set_targets({a}); // b's engine: retired, its destruction posted
+    h.prober.reset();           // the prober goes first, the io_context never runs again
+    SUCCEED("destroyed without running the posted handler");
+}
