@@ -73,6 +73,14 @@ class continuous_prober {
     /// (engine::stop()) and counted as cancelled, nothing else.
     void stop();
 
+    /// For tests and diagnostics: called after each echo request is handed
+    /// to an engine, with the target's index (set_targets order) and the
+    /// scheduler's time of the send. Two sends of a target are never closer
+    /// than its interval minus 1 ms by this clock. Empty to remove.
+    using send_observer =
+        std::function<void(std::size_t index, std::chrono::steady_clock::time_point when)>;
+    void set_send_observer(send_observer f);
+
   private:
     struct impl;
     std::unique_ptr<impl> m_impl;
