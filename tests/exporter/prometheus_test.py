@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 sys.dont_write_bytecode = True  # run from the source tree: leave it clean
 import promharness as ph  # noqa: E402 (after the line above)
@@ -105,13 +106,14 @@ def inner(opts):
         f.write("targets: []\n")
     try:
         for name in opts.only:
-            print(f"scenario {name}: {SCENARIOS[name].__doc__.strip().splitlines()[0]}",
-                  flush=True)
+            print("scenario " + SCENARIOS[name].__doc__.strip().splitlines()[0], flush=True)
             start = time.monotonic()
             try:
                 SCENARIOS[name](subj, ck, os.path.join(work, name), promtool_clean)
-            except RuntimeError as e:
+            except RuntimeError as e:  # a wait that reached its bound, a child that died
                 ck.check(False, f"scenario {name}: {e}")
+            except Exception:  # noqa: BLE001 (anything else: report it, run the next one)
+                ck.check(False, f"scenario {name}: " + traceback.format_exc())
             print(f"  ({time.monotonic() - start:.1f} s)", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
