@@ -129,10 +129,15 @@ class child:
         return self.proc.returncode
 
 
+# Everything is on 127.0.0.1 in the namespace: never through an http_proxy
+# the environment may name.
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def http_get(url, timeout=30.0):
     """(status, body text) of a GET; HTTP errors are returned, not raised."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
+        with DIRECT.open(url, timeout=timeout) as r:
             return r.status, r.read().decode("utf-8", errors="replace")
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode("utf-8", errors="replace")
