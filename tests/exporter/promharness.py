@@ -163,6 +163,12 @@ def series_by(samples, name, key):
     return {dict(labels).get(key): v for (n, labels), v in samples.items() if n == name}
 
 
+def brief(result, limit=25):
+    """An instant vector in one line: "127.0.0.1=10, ::1=9.8, ..."."""
+    items = [f"{lb.get('ip') or lb.get('instance') or lb}={v:.4g}" for lb, v, _ in result]
+    return "[" + ", ".join(items[:limit]) + (", ..." if len(items) > limit else "") + "]"
+
+
 class prometheus:
     """A real Prometheus on 127.0.0.1:port with the given scrape jobs."""
 
@@ -207,9 +213,16 @@ class prometheus:
             if done(result):
                 return result
             if time.monotonic() > deadline:
-                raise RuntimeError(f"waited {WAIT_BOUND:.0f} s for {what}; "
-                                   f"{expr} last gave {result}")
+                raise RuntimeError(f"waited {WAIT_BOUND:.0f} s for {what}; {expr} last gave "
+                                   f"{brief(result)}; {self.unhealthy_targets()}")
             time.sleep(POLL_STEP)
+
+    def unhealthy_targets(self):
+        """What Prometheus says of the scrapes that fail (its /api/v1/targets)."""
+        _, body = http_get(self.url + "/api/v1/targets")
+        bad = [f"{t['labels'].get('instance')} ({t['scrapeUrl']}): {t['lastError']}"
+               for t in json.loads(body)["data"]["activeTargets"] if t["health"] != "up"]
+        return "failing scrapes: " + ("; ".join(bad[:5]) if bad else "none")
 
     def stop(self):
         return self.proc.stop()
