@@ -64,7 +64,10 @@ class handler(http.server.BaseHTTPRequestHandler):
                 f"icmpengine_probe_packets_sent {n}\n",
                 "# HELP icmpengine_probe_packets_received Replies received.\n",
                 "# TYPE icmpengine_probe_packets_received gauge\n",
-                f"icmpengine_probe_packets_received {n if ok else 0}\n"]))
+                f"icmpengine_probe_packets_received {n if ok else 0}\n",
+                "# HELP icmpengine_probe_packet_loss_ratio Lost / sent.\n",
+                "# TYPE icmpengine_probe_packet_loss_ratio gauge\n",
+                f"icmpengine_probe_packet_loss_ratio {0 if ok else 1}\n"]))
         else:
             self.reply(404, "not found\n")
 

@@ -172,6 +172,7 @@ def probe(subj, ck, work, promtool_clean):
             ("up", {t: 1 for t in targets}),
             ("icmpengine_probe_packets_sent", {t: 3 for t in targets}),
             ("icmpengine_probe_packets_received", {t: 3 * w for t, w in want.items()}),
+            ("icmpengine_probe_packet_loss_ratio", {t: 1 - w for t, w in want.items()}),
             ("probe_ip_protocol", {"127.0.0.1": 4, "::1": 6, ph.SILENT_TARGET: 4}),
         ]:
             got = prom.query_by(f'{metric}{{job="probe"}}', "instance")
