@@ -71,7 +71,7 @@ class subject:
         if self.peer == "smokeping":
             ready = r'msg="Listening on" address=127\.0\.0\.1:\d+'
         else:
-            ready = r"icmpengine-exporter: listening on 127\.0\.0\.1:\d+"
+            ready = r"listening on 127\.0\.0\.1:\d+"
         c = ph.child(name, self.command(port, hosts, extra), ready)
         c.wait_ready()
         c.url = f"http://127.0.0.1:{port}"

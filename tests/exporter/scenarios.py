@@ -183,8 +183,9 @@ def probe(subj, ck, work, promtool_clean):
         # Outside the allow-list: refused before any packet (and in this
         # namespace 192.0.2.1 has no route anyway).
         status, body = ph.http_get(exp.url + "/probe?target=192.0.2.1")
-        ck.check(status == 400, f"GET /probe?target=192.0.2.1 (not allowed): HTTP {status} "
-                 f"{body.strip()[:80]!r} (want 400)")
+        ck.check(status == 403 and "--probe.allow" in body,
+                 f"GET /probe?target=192.0.2.1 (not allowed): HTTP {status} "
+                 f"{body.strip()[:80]!r} (want 403 naming --probe.allow)")
     finally:
         stop_all(subj, ck, prom, [exp])
 
