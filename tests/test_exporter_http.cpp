@@ -361,43 +361,45 @@ TEST_CASE("A 64 KB header gets 431 and the connection is closed", "[http]") {
     CHECK(f.r.calls == 0);
 }
 
-TEST_CASE("1,000 idle connections: those over max_connections are closed at once, "
-          "a client already connected is still answered",
+TEST_CASE("1,000 idle connections: each one over max_connections evicts the oldest idle one, "
+          "so a new client is still answered",
           "[http]") {
     http_limits limits;
     limits.max_connections = 600;
     limits.request_timeout = 600s; // nothing here may end by a timeout
     limits.idle_timeout = 600s;
     server_fixture f(limits);
-    client normal(f.port);
-    normal.send(get_root);
-    require_ok(normal.response());
+    client first(f.port);
+    first.send(get_root);
+    require_ok(first.response()); // then idle: the oldest connection
     std::vector<std::unique_ptr<client>> idle;
     for (int i = 0; i < 1000; ++i) {
         idle.push_back(std::make_unique<client>(f.port));
         REQUIRE(idle.back()->connected());
     }
-    // Connections are accepted in order: once this one is refused, so is
-    // every idle one past the limit, and the ones before are held.
+    // Connections are accepted in order, and each one past the limit ends
+    // the oldest one still waiting for a request: `first`, then idle[0],
+    // idle[1], ... The newest client is answered, flood or not.
     client last(f.port);
-    REQUIRE(last.read_until_closed() == 0);
-    const std::size_t held = limits.max_connections - 1; // `normal` holds one
+    last.send(get_root);
+    require_ok(last.response());
+    const std::size_t evicted = 1002 - limits.max_connections; // first + idle[0..400]
+    CHECK(first.read_until_closed() == 0);
     for (std::size_t i = 0; i < idle.size(); ++i) {
         INFO("idle connection " << i);
-        if (i < held)
-            CHECK(idle[i]->open_and_silent());
-        else
+        if (i + 1 < evicted)
             CHECK(idle[i]->read_until_closed() == 0);
+        else
+            CHECK(idle[i]->open_and_silent());
     }
-    normal.send(get_root);
-    require_ok(normal.response());
     const auto s = f.stop(); // closes the held idle connections
     CHECK(s.connections_accepted == 1002);
-    CHECK(s.connections_refused == 1002 - limits.max_connections);
+    CHECK(s.connections_evicted == evicted);
+    CHECK(s.connections_refused == 0);
     CHECK(s.connections_open == 0);
     CHECK(s.requests == 2);
     CHECK(s.timeouts == 0);
-    for (std::size_t i = 0; i < held; ++i)
+    for (std::size_t i = evicted - 1; i < idle.size(); ++i)
         CHECK(idle[i]->read_until_closed() == 0);
 }
 

@@ -27,6 +27,7 @@ struct http_connection {
     explicit http_connection(boost::asio::ip::tcp::socket socket) : stream(std::move(socket)) {}
     boost::beast::tcp_stream stream;
     phase state = phase::reading;
+    bool evicted = false; ///< cancelled to make room for a newer connection
     std::list<std::shared_ptr<http_connection>>::iterator position; ///< in http_server::impl
 };
 

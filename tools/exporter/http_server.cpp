@@ -32,6 +32,19 @@ using net::ip::tcp;
 
 namespace {
 
+/// At max_connections: ends the oldest connection still waiting for a
+/// request (its coroutine removes it); false if every one is busy.
+bool evict_idle(http_server_state& server) {
+    for (const auto& c : server.connections)
+        if (c->state == http_connection::phase::reading && !c->evicted) {
+            c->evicted = true;
+            c->stream.cancel();
+            ++server.stats.connections_evicted;
+            return true;
+        }
+    return false;
+}
+
 // Each connection is a descriptor: a server that may hold max_connections
 // of them (and briefly more, the ones it refuses) must not be cut short by
 // the soft RLIMIT_NOFILE, often 1,024, when the hard limit allows more.
@@ -104,7 +117,7 @@ net::awaitable<void> accept_loop(std::shared_ptr<http_server_state> server,
         if (ec)
             continue; // the client went away before accept (ECONNABORTED, ...)
         ++server->stats.connections_accepted;
-        if (server->connections.size() >= server->limits.max_connections) {
+        if (server->connections.size() >= server->limits.max_connections && !evict_idle(*server)) {
             ++server->stats.connections_refused;
             socket.close(ec);
             continue;

@@ -53,7 +53,10 @@ using http_handler = std::function<boost::asio::awaitable<http_response>(http_re
 
 struct http_limits {
     std::size_t max_header_bytes = 16 * 1024; ///< beyond: 431, connection closed
-    std::size_t max_connections = 512;        ///< beyond: accepted and closed at once
+    /// At this many, a new connection evicts the oldest one that is waiting
+    /// for a request (so a flood of idle connections cannot lock out a
+    /// scrape); if every one is busy in a handler, the new one is closed.
+    std::size_t max_connections = 512;
     std::chrono::seconds request_timeout{10}; ///< to receive one request's head
     std::chrono::seconds idle_timeout{60};    ///< keep-alive between requests
     std::chrono::seconds write_timeout{30};   ///< to send one response (a client reading nothing)
@@ -62,7 +65,10 @@ struct http_limits {
 /// Counters for the exporter's own metrics (icmpengine_exporter_http_*).
 struct http_stats {
     std::uint64_t connections_accepted = 0;
-    std::uint64_t connections_refused = 0; ///< over max_connections
+    std::uint64_t connections_refused = 0; ///< over max_connections, none idle to evict
+    /// Idle ones (waiting for a request) closed to make room for a new one
+    /// at max_connections: oldest first.
+    std::uint64_t connections_evicted = 0;
     std::uint64_t connections_open = 0;
     std::uint64_t requests = 0;
     std::uint64_t bad_requests = 0; ///< 4xx from the server itself (parse errors, limits)
