@@ -67,13 +67,14 @@ run_suites build-ci-asan 4 unit system || status=1
 # finds goes into tests/fuzz/regressions/, which every build replays.
 run_suites build-ci-asan 1 fuzz || status=1
 
-echo "== clang, ThreadSanitizer: engines per thread, remote handles, Asio thread pools =="
+echo "== clang, ThreadSanitizer: engines per thread, remote handles, Asio thread pools, the exporter's threads =="
 [ -d build-ci-tsan ] || CXX=clang++ meson setup build-ci-tsan -Dbuildtype=debug -Dwerror=true \
-  -Db_sanitize=thread -Db_lundef=false -Dbenchmarks=disabled -Dtools=disabled >/dev/null
+  -Db_sanitize=thread -Db_lundef=false -Dbenchmarks=disabled >/dev/null
 meson compile -C build-ci-tsan tests/test_engine_pool tests/test_embedding tests/test_asio \
-  tests/test_asio_remote
+  tests/test_asio_remote tests/test_exporter_resolver tools/exporter/icmpengine-exporter
 export TSAN_OPTIONS=halt_on_error=1
-run_suites build-ci-tsan 4 system engine_pool embedding asio asio_remote || status=1
+run_suites build-ci-tsan 4 system engine_pool embedding asio asio_remote exporter_resolver \
+  exporter_lifecycle || status=1
 
 passed=0 failed=0 skipped=0
 for s in "${summary[@]}"; do

@@ -265,12 +265,39 @@ def shutdown_with_probe_in_flight(e):
     check(e.wait_line(r"shutting down") is not None, "SIGTERM: logged")
 
 
+def engines_threads(binary, tmp):
+    """--engines=2: the targets split over two threads, one page, reloads."""
+    config = os.path.join(tmp, "engines.yml")
+    hosts = [f"127.0.1.{i}" for i in range(1, 11)]
+    write_config(config, hosts)
+    e = Exporter(binary, ["--config.file=" + config, "--web.listen-address=127.0.0.1:0",
+                          "--engines=2"])
+    try:
+        check(e.wait_listening() is not None, "--engines=2: listening")
+        got = wait_for(lambda: (lambda r: r if len(r) == 10 and min(r.values()) >= 3 else None)(
+            requests_of(e)), "--engines=2: all 10 targets pinged")
+        text = e.get("/metrics")[2]
+        heads = [l for l in text.splitlines() if l.startswith("# TYPE smokeping_requests_total")]
+        check(got is not None and len(heads) == 1,
+              f"--engines=2: one page, each family once ({len(heads)} TYPE lines)")
+        threads = samples(text, "icmpengine_exporter_engine_threads").get("", 0)
+        check(threads == 2, f"--engines=2: two engine threads ({threads})")
+        write_config(config, hosts[:5])
+        e.proc.send_signal(signal.SIGHUP)
+        check(wait_for(lambda: len(requests_of(e)) == 5, "--engines=2: a reload reaches both "
+                       "threads") is not None, "--engines=2: SIGHUP leaves 5 targets")
+        check(e.stop(signal.SIGTERM) == 0, "--engines=2: SIGTERM, exit 0")
+    finally:
+        e.stop(signal.SIGKILL)
+
+
 def main():
     binary = os.path.abspath(sys.argv[1])
     enter_namespace()
     with tempfile.TemporaryDirectory() as tmp:
         command_line_errors(binary, tmp)
         sockets_refused(binary)
+        engines_threads(binary, tmp)
         config = os.path.join(tmp, "config.yml")
         write_config(config, ["127.0.0.1", "127.0.0.2"])
         e = Exporter(binary, ["--config.file=" + config, "--web.listen-address=127.0.0.1:0",
