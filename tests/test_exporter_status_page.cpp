@@ -172,6 +172,22 @@ TEST_CASE("status page: 200 graphs stay under a megabyte", "[status_page]") {
     CHECK(page.size() < 1'000'000);
 }
 
+TEST_CASE("status page: past max_rows only the worst targets get a row", "[status_page]") {
+    fleet f;
+    for (int i = 0; i < 30; ++i)
+        f.add("h" + std::to_string(i), "10.1.0." + std::to_string(i + 1), i == 17 ? 2 : 0);
+    status_page_options o;
+    o.max_rows = 10;
+    o.max_graphs = 5;
+    const std::string page = render_status_page(f.views, now, o);
+    CHECK(count(page, "<tr><td>") == 10);
+    CHECK(count(page, "<svg") == 5);
+    CHECK(page.find("The worst 10 of 30 targets; the 20 others lost no more.") !=
+          std::string::npos);
+    CHECK(page.find(">h17<") <
+          page.find("<tr><td>", page.find("<tr><td>") + 1)); // the lossy one first
+}
+
 TEST_CASE("status page: SmokePing's loss colours", "[status_page]") {
     CHECK(std::string(html::loss_colour_for(20, 0).css_class) == "l0");
     CHECK(std::string(html::loss_colour_for(20, 1).css_class) == "l1");

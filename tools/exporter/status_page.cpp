@@ -149,13 +149,15 @@ void append_header(std::string& out, std::size_t count, std::chrono::system_cloc
            "</header>";
 }
 
-void append_table(std::string& out, const std::vector<row>& rows, std::size_t graphs) {
+void append_table(std::string& out, const std::vector<row>& rows, std::size_t graphs,
+                  std::size_t max_rows) {
     out += "<section><h2>Targets</h2><table><thead><tr><th>Host</th><th>Address</th>"
            "<th>Labels</th><th class=\"n\">Loss</th><th class=\"n\">Median ms</th>"
            "<th class=\"n\">p90 ms</th><th class=\"n\">Max ms</th>"
            "<th class=\"n\" title=\"echo requests sent since the target was added\">Sent</th>"
            "</tr></thead><tbody>";
-    for (std::size_t i = 0; i < rows.size(); ++i) {
+    const std::size_t shown = std::min(rows.size(), max_rows);
+    for (std::size_t i = 0; i < shown; ++i) {
         const row& r = rows[i];
         const target_spec* spec = r.target->spec;
         out += "<tr><td>";
@@ -175,7 +177,11 @@ void append_table(std::string& out, const std::vector<row>& rows, std::size_t gr
                    (r.window.received > 0 ? html::format_ms(r.window.rtt[q]) : "&#8212;") + "</td>";
         out += fmt::format("<td class=\"n\">{}</td></tr>", r.target->sent);
     }
-    out += "</tbody></table></section>";
+    out += "</tbody></table>";
+    if (shown < rows.size())
+        out += fmt::format("<p>The worst {} of {} targets; the {} others lost no more.</p>", shown,
+                           rows.size(), rows.size() - shown);
+    out += "</section>";
 }
 
 void append_legend(std::string& out) {
@@ -223,7 +229,7 @@ std::string render_status_page(std::span<const target_view> targets,
            rows[graphs].target->history != nullptr)
         ++graphs;
     std::string out;
-    out.reserve(4096 + rows.size() * 300 + graphs * 5000);
+    out.reserve(4096 + std::min(rows.size(), options.max_rows) * 300 + graphs * 5000);
     out += "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
            "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>";
     html::append_escaped(out, options.title);
@@ -237,7 +243,7 @@ std::string render_status_page(std::span<const target_view> targets,
         out += "<p>No targets. Give hosts on the command line or in <code>--config.file</code>"
                ".</p>";
     } else {
-        append_table(out, rows, graphs);
+        append_table(out, rows, graphs, options.max_rows);
         out += fmt::format("<section><h2>Smoke graphs</h2>");
         if (graphs < rows.size())
             out += fmt::format("<p>The worst {} of {} targets.</p>", graphs, rows.size());

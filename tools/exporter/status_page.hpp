@@ -31,6 +31,10 @@ struct status_page_options {
     /// At most this many targets get a graph (the rest a table row):
     /// a page for 100,000 targets stays a page.
     std::size_t max_graphs = 200;
+    /// At most this many targets get a table row, the worst first: the
+    /// page for 100,000 targets stays a few hundred KB (the page says how
+    /// many are left out; /metrics has them all).
+    std::size_t max_rows = 2000;
 };
 
 /// The whole page (text/html; charset=utf-8). Every string from the
