@@ -74,8 +74,9 @@ std::vector<double> parse_buckets(std::string_view value) {
     return out;
 }
 
-const std::vector<flag_def>& flag_table() {
-    static const std::vector<flag_def> table{
+/// smokeping_prober's flags, as its --help lists them.
+std::vector<flag_def> smokeping_flags() {
+    return {
         {"config.file", 0, false, "PATH", "smokeping_prober configuration YAML file (optional).",
          [](exporter_flags& f, std::string_view v) { f.config_file = v; }},
         {"web.listen-address", 0, false, ":9374 ...",
@@ -113,6 +114,12 @@ const std::vector<flag_def>& flag_table() {
                  bad_value("log.format", v, "one of logfmt, json");
              f.log_format = v;
          }},
+    };
+}
+
+/// Ours: long names only, nothing changes unless given.
+std::vector<flag_def> our_flags() {
+    return {
         {"ping.timeout", 0, false, "interval",
          "How long a ping waits for its reply; a later one is a late reply. Default: the "
          "target's interval.",
@@ -159,6 +166,15 @@ const std::vector<flag_def>& flag_table() {
              f.max_connections = parse_unsigned("web.max-connections", v, 1, 1'000'000);
          }},
     };
+}
+
+const std::vector<flag_def>& flag_table() {
+    static const std::vector<flag_def> table = [] {
+        std::vector<flag_def> t = smokeping_flags();
+        for (flag_def& d : our_flags())
+            t.push_back(std::move(d));
+        return t;
+    }();
     return table;
 }
 
