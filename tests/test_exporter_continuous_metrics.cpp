@@ -9,6 +9,8 @@
 
 #include <cmath>
 #include <limits>
+#include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -198,4 +200,50 @@ TEST_CASE("many targets and the prober's families read back strictly", "[continu
         CHECK(buckets.back()->value == i);
         CHECK(p.value("smokeping_response_duration_seconds_count", l) == i);
     }
+}
+
+TEST_CASE("render_rows in batches of any size: render_targets' samples byte for byte",
+          "[continuous_metrics]") {
+    const ex::continuous_metrics m({0.0001, 0.001, 0.01});
+    std::vector<ex::target_metrics> targets;
+    for (int i = 0; i < 200; ++i) {
+        ex::target_spec s = spec(i % 2 == 0 ? "127.0.0.1" : "::1");
+        s.host = "h" + std::to_string(i);
+        if (i % 3 == 0)
+            s.labels = {{"group", "third"}};
+        targets.push_back(m.make_target(s));
+        ex::target_metrics& t = targets.back();
+        for (int k = 0; k < i % 9; ++k)
+            m.observe_reply(t, std::chrono::microseconds(k * 450), 64);
+        t.sent = static_cast<std::uint64_t>(i * 3);
+        t.timeouts = static_cast<std::uint64_t>(i % 4);
+        if (i % 17 == 0)
+            t.icmp_errors[static_cast<std::size_t>(ex::icmp_error_type::unreachable)] = 2;
+    }
+    std::vector<const ex::target_metrics*> order;
+    for (const auto& t : targets)
+        order.push_back(&t);
+    ex::exposition page;
+    m.render_targets(page, order);
+    const std::string whole = page.text();
+
+    const unsigned seed = std::random_device{}();
+    INFO("seed " << seed);
+    std::mt19937 random(seed);
+    std::string streamed;
+    REQUIRE(ex::continuous_metrics::family_count() == 9);
+    for (std::size_t f = 0; f < ex::continuous_metrics::family_count(); ++f) {
+        std::string rows;
+        for (std::size_t first = 0; first < order.size();) {
+            const std::size_t n = std::min<std::size_t>(1 + random() % 40, order.size() - first);
+            m.render_rows(rows, f, std::span(order).subspan(first, n));
+            first += n;
+        }
+        if (rows.empty())
+            continue;
+        const ex::family_info info = ex::continuous_metrics::family(f);
+        ex::append_family_head(streamed, info.name, info.kind, info.help);
+        streamed += rows;
+    }
+    CHECK(streamed == whole);
 }

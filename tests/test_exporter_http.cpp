@@ -33,6 +33,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <future>
 #include <memory>
 #include <optional>
@@ -60,12 +61,69 @@ constexpr std::size_t big_body = 10 * 1024 * 1024;
 //   /big     a 10 MB body
 //   /slow    waits, 200 ms at a time on a timer, until `release` is set
 //   /throw   throws
+//   /stream  a streamed body of `stream_chunks` chunks (stream_part())
+//   /stream-throw        a stream whose third chunk throws
+//   /stream-throw-first  a stream whose first chunk throws
+//   /stream-huge         100 MB streamed in 256 KB chunks
 struct routes {
     std::atomic<bool> release{false};
     std::promise<void> slow_entered;
     std::promise<void> big_entered;
     std::atomic<int> calls{0};
+    std::atomic<int> produced{0}; ///< producer calls, all streams
+    std::promise<void> huge_entered;
 };
+
+constexpr int stream_chunks = 200;
+constexpr std::size_t huge_body = 100 * 1024 * 1024;
+
+// Chunk `i` of /stream: distinct lines, some chunks empty (not the last).
+std::string stream_part(int i) {
+    std::string s;
+    if (i % 7 == 3)
+        return s;
+    for (int line = 0; line < 1 + i % 50; ++line)
+        s += "chunk " + std::to_string(i) + " line " + std::to_string(line) + "\n";
+    return s;
+}
+
+std::string stream_body() {
+    std::string s;
+    for (int i = 0; i < stream_chunks; ++i)
+        s += stream_part(i);
+    return s;
+}
+
+// A producer over `parts` calls: part(i, chunk) fills chunk i.
+template <typename Part>
+std::function<net::awaitable<bool>(std::string&)> producer(routes& r, int parts, Part part) {
+    auto next = std::make_shared<int>(0);
+    return [&r, parts, part, next](std::string& chunk) -> net::awaitable<bool> {
+        ++r.produced;
+        if (!chunk.empty())
+            throw std::logic_error("the chunk did not arrive cleared");
+        part(*next, chunk);
+        co_return ++*next < parts;
+    };
+}
+
+void set_stream(routes& r, const std::string& path, http_response& res) {
+    if (path == "/stream") {
+        res.stream = producer(r, stream_chunks, [](int i, std::string& c) { c = stream_part(i); });
+    } else if (path == "/stream-throw" || path == "/stream-throw-first") {
+        const int fails_at = path == "/stream-throw" ? 2 : 0;
+        res.stream = producer(r, 10, [fails_at](int i, std::string& c) {
+            if (i == fails_at)
+                throw std::runtime_error("the producer threw");
+            c = stream_part(i);
+        });
+    } else {
+        r.huge_entered.set_value();
+        constexpr std::size_t part = 256 * 1024;
+        res.stream = producer(r, static_cast<int>(huge_body / part),
+                              [](int, std::string& c) { c.assign(part, 'x'); });
+    }
+}
 
 net::awaitable<http_response> handle(routes& r, http_request req) {
     ++r.calls;
@@ -83,6 +141,8 @@ net::awaitable<http_response> handle(routes& r, http_request req) {
                 break;
         }
         res.body = "released\n";
+    } else if (req.path.rfind("/stream", 0) == 0) {
+        set_stream(r, req.path, res);
     } else if (req.path == "/throw") {
         throw std::runtime_error("the handler threw");
     } else {
@@ -185,8 +245,14 @@ class client {
                 if (used > 0 && !ec)
                     continue;
             }
-            if (receive() == 0)
+            if (receive() == 0) {
+                // A body without Content-Length or chunking ends at the close.
+                boost::system::error_code ec;
+                p.put_eof(ec);
+                if (!ec && p.is_done())
+                    return p.release();
                 FAIL("the server closed the connection before a whole response");
+            }
         }
     }
 
@@ -570,4 +636,102 @@ TEST_CASE("split_listen_address", "[http]") {
         INFO(bad);
         CHECK_FALSE(split_listen_address(bad, host, port));
     }
+}
+
+TEST_CASE("A streamed body: chunked, read whole by Beast's parser, and the connection "
+          "carries on",
+          "[http][stream]") {
+    server_fixture f;
+    client c(f.port);
+    c.send("GET /stream HTTP/1.1\r\nHost: t\r\n\r\n");
+    auto res = c.response();
+    CHECK(res.result_int() == 200);
+    CHECK(res[http::field::transfer_encoding] == "chunked");
+    CHECK(res[http::field::content_length].empty());
+    CHECK(res[http::field::content_type] == "text/plain; version=0.0.4; charset=utf-8");
+    CHECK(res.keep_alive());
+    CHECK(res.body() == stream_body());
+    CHECK(f.r.produced == stream_chunks);
+    c.send(get_root);
+    require_ok(c.response());
+    // Twice on one connection, then with Connection: close.
+    c.send("GET /stream HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    res = c.response();
+    CHECK(res.body() == stream_body());
+    CHECK_FALSE(res.keep_alive());
+    CHECK(c.read_until_closed() == 0);
+}
+
+TEST_CASE("A streamed body to an HTTP/1.0 client: no chunking, ends with the connection",
+          "[http][stream]") {
+    server_fixture f;
+    client c(f.port);
+    c.send("GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    const auto res = c.response();
+    CHECK(res.result_int() == 200);
+    CHECK(res[http::field::transfer_encoding].empty());
+    CHECK(res[http::field::content_length].empty());
+    CHECK_FALSE(res.keep_alive());
+    CHECK(res.body() == stream_body());
+    CHECK(c.read_until_closed() == 0);
+    CHECK(f.stop().timeouts == 0);
+}
+
+TEST_CASE("HEAD of a streamed body: the head only, the producer never called", "[http][stream]") {
+    server_fixture f;
+    client c(f.port);
+    c.send("HEAD /stream HTTP/1.1\r\nHost: t\r\n\r\n");
+    const auto head = c.response(true);
+    CHECK(head.result_int() == 200);
+    CHECK(head[http::field::transfer_encoding] == "chunked");
+    CHECK(head.body().empty());
+    // Had the server sent a body, it would be read here as the next response.
+    c.send(get_root);
+    require_ok(c.response());
+    CHECK(f.r.produced == 0);
+}
+
+TEST_CASE("A producer that throws: at once a 500, mid-way the connection is reset; the "
+          "server goes on",
+          "[http][stream]") {
+    server_fixture f;
+    client first(f.port);
+    first.send("GET /stream-throw-first HTTP/1.1\r\nHost: t\r\n\r\n");
+    const auto res = first.response();
+    CHECK(res.result_int() == 500);
+    CHECK(res.body().find("the producer threw") != std::string::npos);
+    first.send(get_root);
+    require_ok(first.response());
+
+    client mid(f.port);
+    mid.send("GET /stream-throw HTTP/1.1\r\nHost: t\r\n\r\n");
+    // The head and two chunks at most, never the last chunk: the reset
+    // tells the client the body is incomplete.
+    CHECK(mid.read_until_closed() < 4096);
+    CHECK(f.r.produced == 1 + 3);
+
+    client other(f.port);
+    other.send(get_root);
+    require_ok(other.response());
+}
+
+TEST_CASE("A client that reads nothing of a huge stream is cut off after write_timeout, "
+          "another is answered meanwhile",
+          "[http][stream]") {
+    http_limits limits;
+    limits.write_timeout = 1s;
+    server_fixture f(limits);
+    client reader_of_nothing(f.port, 4096);
+    reader_of_nothing.send("GET /stream-huge HTTP/1.1\r\nHost: t\r\n\r\n");
+    wait(f.r.huge_entered.get_future());
+    client other(f.port);
+    other.send(get_root);
+    require_ok(other.response());
+    other.send("GET /stream HTTP/1.1\r\nHost: t\r\n\r\n");
+    CHECK(other.response().body() == stream_body());
+    reader_of_nothing.wait_for_hangup();
+    CHECK(reader_of_nothing.read_until_closed() < huge_body / 10);
+    const auto s = f.stop();
+    CHECK(s.timeouts == 1);
+    CHECK(s.requests == 3);
 }

@@ -5,6 +5,7 @@
 #include "exposition.hpp"
 #include "http_server.hpp"
 #include "log.hpp"
+#include "metrics_stream.hpp"
 #include "probe.hpp"
 #include "resolver.hpp"
 #include "routes.hpp"
@@ -105,7 +106,7 @@ class exporter {
     http_handler make_handler() {
         route_context r;
         r.flags = &m_flags;
-        r.render_metrics = [this]() { return render_metrics(); };
+        r.metrics = [this]() { return metrics_producer(); };
         r.visit_targets = [this](const std::function<void(const target_view&)>& f) {
             if (m_prober)
                 m_prober->visit(f);
@@ -130,26 +131,23 @@ class exporter {
         m_workers.push_back(std::move(w));
     }
 
-    /// /metrics: the main thread's families, then each worker's (rendered
-    /// on its own thread, awaited here), merged; then the exporter's own.
-    boost::asio::awaitable<std::string> render_metrics() {
-        exposition page;
-        if (m_prober)
-            m_prober->render(page);
+    /// /metrics, streamed: the main thread's prober, then each worker's
+    /// (rendered on its own thread), then the exporter's own families.
+    http_body_producer metrics_producer() {
+        std::vector<metrics_source> sources;
+        sources.push_back({{}, [this]() -> const continuous_prober* { return m_prober.get(); }});
         for (auto& w : m_workers) {
             worker* raw = w.get();
-            page.merge(co_await boost::asio::co_spawn(
-                raw->ctx,
-                [raw]() -> boost::asio::awaitable<exposition> {
-                    exposition e;
-                    if (raw->prober)
-                        raw->prober->render(e);
-                    co_return e;
-                },
-                boost::asio::use_awaitable));
+            sources.push_back({raw->ctx.get_executor(),
+                               [raw]() -> const continuous_prober* { return raw->prober.get(); }});
         }
-        render_own_metrics(page, m_server.stats(), m_reload_ok, m_workers.size() + 1);
-        co_return page.text();
+        auto stream = std::make_shared<metrics_stream>(
+            std::move(sources),
+            [this](exposition& page) {
+                render_own_metrics(page, m_server.stats(), m_reload_ok, m_workers.size() + 1);
+            },
+            [this] { return m_stopping; });
+        return [stream](std::string& chunk) { return stream->next(chunk); };
     }
 
     void distribute(expanded_targets expanded) {

@@ -31,6 +31,7 @@
 #include <algorithm>
 #include <map>
 #include <set>
+#include <span>
 #include <stdexcept>
 #include <utility>
 
@@ -89,6 +90,7 @@ struct continuous_prober::impl final : prober_core {
     std::vector<std::uint32_t> free_slots;
     std::map<engine_key, std::shared_ptr<continuous_engine>> engines;
     std::uint64_t retired_receive_errors = 0; ///< of engines already destroyed
+    std::uint64_t generation = 0;             ///< of the target set
     bool stopped = false;
     send_observer observer;
 
@@ -310,6 +312,7 @@ void continuous_prober::impl::set_targets(std::vector<target_spec> specs) {
             retire(e);
     engines = std::move(next_engines);
     targets = std::move(next);
+    ++generation;
     reindex();
 }
 
@@ -335,15 +338,62 @@ void continuous_prober::set_targets(std::vector<target_spec> targets) {
 }
 
 void continuous_prober::render(exposition& page) const {
-    m_impl->metrics.render_targets(page, m_impl->render_order);
-    std::vector<engine_metrics_row> rows;
-    rows.reserve(m_impl->engines.size());
-    std::uint64_t receive_errors = m_impl->retired_receive_errors;
-    for (const auto& [key, e] : m_impl->engines) {
-        rows.push_back({e->label_set(), e->engine().stats()});
-        receive_errors += rows.back().stats.receive_overruns;
+    for (std::size_t f = 0; f < family_count(); ++f) {
+        const family_info info = continuous_metrics::family(f);
+        render_family_rows(page.samples(page.family(info.name, info.kind, info.help)), f, 0,
+                           m_impl->render_order.size());
     }
-    render_prober_metrics(page, rows, receive_errors, m_impl->targets.size());
+    render_prober_families(page);
+}
+
+std::uint64_t continuous_prober::generation() const noexcept {
+    return m_impl->generation;
+}
+
+std::size_t continuous_prober::family_count() noexcept {
+    return continuous_metrics::family_count();
+}
+
+void continuous_prober::render_family_head(std::string& out, std::size_t f) {
+    const family_info info = continuous_metrics::family(f);
+    append_family_head(out, info.name, info.kind, info.help);
+}
+
+void continuous_prober::render_family_rows(std::string& out, std::size_t f, std::size_t first,
+                                           std::size_t count) const {
+    const std::span<const target_metrics* const> all = m_impl->render_order;
+    if (first >= all.size())
+        return;
+    m_impl->metrics.render_rows(out, f, all.subspan(first, std::min(count, all.size() - first)));
+}
+
+void continuous_prober::render_prober_families(exposition& page) const {
+    prober_totals totals;
+    add_totals(totals);
+    render_prober_totals(page, totals);
+}
+
+void continuous_prober::add_totals(prober_totals& totals) const {
+    totals.receive_errors += m_impl->retired_receive_errors;
+    totals.targets += m_impl->targets.size();
+    for (const auto& [key, e] : m_impl->engines) {
+        const ie::engine_stats stats = e->engine().stats();
+        totals.receive_errors += stats.receive_overruns;
+        const std::string_view label_set = e->label_set();
+        auto it = std::find_if(totals.engines.begin(), totals.engines.end(),
+                               [&](const auto& row) { return row.first == label_set; });
+        if (it == totals.engines.end())
+            it = totals.engines.insert(it, {std::string(label_set), ie::engine_stats{}});
+        add_engine_stats(it->second, stats);
+    }
+}
+
+void render_prober_totals(exposition& page, const prober_totals& totals) {
+    std::vector<engine_metrics_row> rows;
+    rows.reserve(totals.engines.size());
+    for (const auto& [label_set, stats] : totals.engines)
+        rows.push_back({label_set, stats});
+    render_prober_metrics(page, rows, totals.receive_errors, totals.targets);
 }
 
 void continuous_prober::visit(const std::function<void(const target_view&)>& f) const {

@@ -14,8 +14,11 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace icmpengine_exporter {
@@ -35,6 +38,17 @@ struct continuous_options {
     /// prober sets dscp, source and on_stray itself.
     ie::engine_config engine{};
 };
+
+/// The prober-wide counters of one or more probers (each --engines thread
+/// has one), summed so that each is one series on the page.
+struct prober_totals {
+    std::uint64_t receive_errors = 0; ///< smokeping_receive_errors_total
+    std::size_t targets = 0;          ///< icmpengine_exporter_targets
+    /// Per engine_label_set(), in the order first seen.
+    std::vector<std::pair<std::string, ie::engine_stats>> engines;
+};
+/// Appends the prober-wide families of `totals` (render_prober_metrics).
+void render_prober_totals(exposition& page, const prober_totals& totals);
 
 /// Owns one engine per (source, tos) the targets use, each driven from
 /// `executor` (icmpengine/boost_asio.hpp's driver): everything runs on the
@@ -63,6 +77,28 @@ class continuous_prober {
     /// smokeping_send_errors_total) and ours (icmpengine_exporter_*) to
     /// `page`.
     void render(exposition& page) const;
+
+    /// The same page a piece at a time, for a /metrics page streamed in
+    /// bounded chunks (metrics_stream.hpp): render() is, per family,
+    /// render_family_head() and render_family_rows() over every target,
+    /// then render_prober_families().
+    /// Bumped by every set_targets(): a target index names the same target
+    /// only while the generation stays.
+    std::uint64_t generation() const noexcept;
+    /// The per-target families (continuous_metrics::family_count()).
+    static std::size_t family_count() noexcept;
+    /// Appends family `f`'s `# HELP` and `# TYPE` lines.
+    static void render_family_head(std::string& out, std::size_t f);
+    /// Appends family `f`'s sample lines for the targets [first, first +
+    /// count) in set_targets order (those that exist).
+    void render_family_rows(std::string& out, std::size_t f, std::size_t first,
+                            std::size_t count) const;
+    /// Appends the prober-wide families (smokeping_receive_errors_total,
+    /// icmpengine_exporter_targets, the engines' counters) to `page`:
+    /// render_prober_totals() of this prober's add_totals().
+    void render_prober_families(exposition& page) const;
+    /// Adds this prober's prober-wide counters to `totals`.
+    void add_totals(prober_totals& totals) const;
 
     /// Calls `f` once per target, in set_targets order.
     void visit(const std::function<void(const target_view&)>& f) const;

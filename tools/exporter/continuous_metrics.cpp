@@ -140,10 +140,9 @@ std::string_view stem(const std::string& label_set) {
 
 /// One line per target: `name{labels} value`.
 template <typename Value>
-void simple_family(exposition& page, std::string_view name, exposition::kind k,
-                   std::string_view help, std::span<const target_metrics* const> targets,
-                   std::size_t labels, Value value) {
-    std::string& out = page.samples(page.family(name, k, help));
+void simple_family(std::string& out, std::string_view name,
+                   std::span<const target_metrics* const> targets, Value value) {
+    const std::size_t labels = label_bytes(targets);
     const std::size_t fixed = name.size() + max_integer + 2;
     line_writer w(out, targets.size() * fixed + labels);
     for (const target_metrics* t : targets) {
@@ -156,9 +155,7 @@ void simple_family(exposition& page, std::string_view name, exposition::kind k,
     }
 }
 
-void icmp_errors_family(exposition& page, std::span<const target_metrics* const> targets) {
-    std::string& out =
-        page.samples(page.family(icmp_errors_name, exposition::kind::counter, icmp_errors_help));
+void icmp_errors_family(std::string& out, std::span<const target_metrics* const> targets) {
     line_writer w(out, 0);
     for (const target_metrics* t : targets) {
         for (std::size_t i = 0; i < icmp_error_types; ++i) {
@@ -301,32 +298,76 @@ void continuous_metrics::observe_reply(target_metrics& m, std::chrono::nanosecon
     m.ttl = ttl;
 }
 
-void continuous_metrics::render_targets(exposition& page,
-                                        std::span<const target_metrics* const> targets) const {
-    using k = exposition::kind;
-    const std::size_t labels = label_bytes(targets);
-    simple_family(page, requests_name, k::counter, requests_help, targets, labels,
-                  [](const target_metrics& t) { return t.sent; });
-    render_histogram(page, targets);
-    simple_family(page, duplicates_name, k::counter, duplicates_help, targets, labels,
-                  [](const target_metrics& t) { return t.duplicates; });
-    simple_family(page, ttl_name, k::gauge, ttl_help, targets, labels,
-                  [](const target_metrics& t) { return std::uint64_t{t.ttl}; });
-    simple_family(page, send_errors_name, k::counter, send_errors_help, targets, labels,
-                  [](const target_metrics& t) { return t.send_errors; });
-    simple_family(page, timeouts_name, k::counter, timeouts_help, targets, labels,
-                  [](const target_metrics& t) { return t.timeouts; });
-    simple_family(page, late_name, k::counter, late_help, targets, labels,
-                  [](const target_metrics& t) { return t.late_replies; });
-    icmp_errors_family(page, targets);
-    simple_family(page, in_flight_name, k::gauge, in_flight_help, targets, labels,
-                  [](const target_metrics& t) { return std::uint64_t{t.in_flight}; });
+namespace {
+
+/// The per-target families in page order (render_rows' switch follows it).
+constexpr std::array<family_info, 9> target_families{{
+    {requests_name, exposition::kind::counter, requests_help},
+    {duration_name, exposition::kind::histogram, duration_help},
+    {duplicates_name, exposition::kind::counter, duplicates_help},
+    {ttl_name, exposition::kind::gauge, ttl_help},
+    {send_errors_name, exposition::kind::counter, send_errors_help},
+    {timeouts_name, exposition::kind::counter, timeouts_help},
+    {late_name, exposition::kind::counter, late_help},
+    {icmp_errors_name, exposition::kind::counter, icmp_errors_help},
+    {in_flight_name, exposition::kind::gauge, in_flight_help},
+}};
+
+} // namespace
+
+std::size_t continuous_metrics::family_count() noexcept {
+    return target_families.size();
 }
 
-void continuous_metrics::render_histogram(exposition& page,
+family_info continuous_metrics::family(std::size_t f) noexcept {
+    return target_families[f];
+}
+
+void continuous_metrics::render_targets(exposition& page,
+                                        std::span<const target_metrics* const> targets) const {
+    for (std::size_t f = 0; f < target_families.size(); ++f) {
+        const family_info& info = target_families[f];
+        render_rows(page.samples(page.family(info.name, info.kind, info.help)), f, targets);
+    }
+}
+
+void continuous_metrics::render_rows(std::string& out, std::size_t f,
+                                     std::span<const target_metrics* const> targets) const {
+    if (targets.empty())
+        return;
+    const std::string_view name = target_families[f].name;
+    switch (f) {
+    case 0:
+        return simple_family(out, name, targets, [](const target_metrics& t) { return t.sent; });
+    case 1:
+        return render_histogram(out, targets);
+    case 2:
+        return simple_family(out, name, targets,
+                             [](const target_metrics& t) { return t.duplicates; });
+    case 3:
+        return simple_family(out, name, targets,
+                             [](const target_metrics& t) { return std::uint64_t{t.ttl}; });
+    case 4:
+        return simple_family(out, name, targets,
+                             [](const target_metrics& t) { return t.send_errors; });
+    case 5:
+        return simple_family(out, name, targets,
+                             [](const target_metrics& t) { return t.timeouts; });
+    case 6:
+        return simple_family(out, name, targets,
+                             [](const target_metrics& t) { return t.late_replies; });
+    case 7:
+        return icmp_errors_family(out, targets);
+    case 8:
+        return simple_family(out, name, targets,
+                             [](const target_metrics& t) { return std::uint64_t{t.in_flight}; });
+    default:
+        throw std::out_of_range("continuous_metrics: no family " + std::to_string(f));
+    }
+}
+
+void continuous_metrics::render_histogram(std::string& out,
                                           std::span<const target_metrics* const> targets) const {
-    std::string& out =
-        page.samples(page.family(duration_name, exposition::kind::histogram, duration_help));
     const std::size_t lines = m_le.size();
     // A bound on one target's lines, its label sets aside.
     const std::size_t fixed = lines * (bucket_name.size() + m_le_max + max_integer + 1) +
@@ -399,6 +440,11 @@ constexpr std::array<engine_family, 13> engine_families{{
 }};
 
 } // namespace
+
+void add_engine_stats(ie::engine_stats& into, const ie::engine_stats& from) noexcept {
+    for (const engine_family& f : engine_families)
+        into.*f.field += from.*f.field;
+}
 
 void render_prober_metrics(exposition& page, std::span<const engine_metrics_row> engines,
                            std::uint64_t receive_errors, std::size_t targets) {

@@ -100,6 +100,13 @@ std::string engine_label_set(std::string_view source, std::uint8_t tos);
 /// `out` needs room for 32 characters; returns the end.
 char* write_go_float(char* out, double v) noexcept;
 
+/// A per-target family's head.
+struct family_info {
+    std::string_view name;
+    exposition::kind kind;
+    std::string_view help;
+};
+
 /// The prober's metric layout (its histogram buckets) and the renderer of
 /// every family of continuous mode.
 class continuous_metrics {
@@ -119,10 +126,20 @@ class continuous_metrics {
     /// zero or not; icmp_errors_total only for the types seen.
     void render_targets(exposition& page, std::span<const target_metrics* const> targets) const;
 
+    /// The per-target families one at a time (a streamed /metrics page):
+    /// family_count() of them, in render_targets' order.
+    static std::size_t family_count() noexcept;
+    /// Family `f`'s name, kind and help (f < family_count()).
+    static family_info family(std::size_t f) noexcept;
+    /// Appends family `f`'s sample lines for `targets` (no head): what
+    /// render_targets puts in that family's samples, byte for byte.
+    void render_rows(std::string& out, std::size_t f,
+                     std::span<const target_metrics* const> targets) const;
+
     std::span<const double> bounds() const noexcept { return m_bounds; }
 
   private:
-    void render_histogram(exposition& page, std::span<const target_metrics* const> targets) const;
+    void render_histogram(std::string& out, std::span<const target_metrics* const> targets) const;
 
     std::vector<double> m_bounds;
     /// Per bucket, then +Inf: `le="0.0001"} ` (what follows the label set
@@ -136,6 +153,11 @@ struct engine_metrics_row {
     std::string_view label_set; ///< engine_label_set()
     ie::engine_stats stats;
 };
+
+/// Adds `from`'s counters (those render_prober_metrics writes) to `into`:
+/// the engines of one (source, tos) on several --engines threads are one
+/// series on the page.
+void add_engine_stats(ie::engine_stats& into, const ie::engine_stats& from) noexcept;
 
 /// Appends the prober-wide families: smokeping_receive_errors_total
 /// (`receive_errors`), icmpengine_exporter_targets, and the

@@ -64,15 +64,7 @@ void exposition::write(std::string& out) const {
     for (const family_data& f : m_families) {
         if (f.samples.empty())
             continue;
-        out += "# HELP ";
-        out += f.name;
-        out += ' ';
-        append_escaped_help(out, f.help);
-        out += "\n# TYPE ";
-        out += f.name;
-        out += ' ';
-        out += kind_name(f.k);
-        out += '\n';
+        append_family_head(out, f.name, f.k, f.help);
         out += f.samples;
     }
 }
@@ -85,6 +77,19 @@ std::string exposition::text() const {
     out.reserve(size);
     write(out);
     return out;
+}
+
+void append_family_head(std::string& out, std::string_view name, exposition::kind k,
+                        std::string_view help) {
+    out += "# HELP ";
+    out += name;
+    out += ' ';
+    append_escaped_help(out, help);
+    out += "\n# TYPE ";
+    out += name;
+    out += ' ';
+    out += kind_name(k);
+    out += '\n';
 }
 
 void append_escaped_label_value(std::string& out, std::string_view value) {

@@ -47,6 +47,11 @@ class exposition {
     std::vector<family_data> m_families;
 };
 
+/// Appends a family's head as text() writes it: `# HELP name help` (help
+/// escaped) and `# TYPE name kind`, each line ending in '\n'.
+void append_family_head(std::string& out, std::string_view name, exposition::kind k,
+                        std::string_view help);
+
 /// Appends `{name="value",...}` with each value escaped (backslash, double
 /// quote, newline). Nothing for an empty list.
 void append_label_set(std::string& out,

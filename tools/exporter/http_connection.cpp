@@ -10,7 +10,9 @@
 //  4. the handler runs (it may co_await for seconds: other connections and
 //     the engines go on meanwhile); an exception becomes a 500;
 //  5. the response is written within write_timeout, with Content-Length;
-//     HEAD gets the GET's headers and no body;
+//     HEAD gets the GET's headers and no body; a streamed body
+//     (http_response::stream) is written chunk by chunk as it is made,
+//     each write within write_timeout (write_stream);
 //  6. keep alive unless the client or close() said otherwise.
 // An error answer that leaves request bytes unread ends with a lingering
 // close (shut down sending, drain briefly) so that the client's kernel does
@@ -19,7 +21,9 @@
 
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/chunk_encode.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
@@ -145,6 +149,84 @@ net::awaitable<outcome> write_response(http_server_state& server, http_connectio
     co_return ec ? outcome::failed : outcome::written;
 }
 
+// Writes `buffers` within write_timeout (the connection's linger is
+// already set to reset on close, see write_response).
+template <typename Buffers>
+net::awaitable<error_code> timed_write(http_server_state& server, http_connection& c,
+                                       const Buffers& buffers) {
+    error_code ec;
+    c.stream.expires_after(server.limits.write_timeout);
+    co_await net::async_write(c.stream, buffers, net::redirect_error(net::use_awaitable, ec));
+    c.stream.expires_never();
+    co_return ec;
+}
+
+// Calls the body producer; an exception is logged and reported as `failure`.
+net::awaitable<bool> produce(const http_response& res, std::string& chunk, std::string& failure) {
+    chunk.clear();
+    try {
+        co_return co_await res.stream(chunk);
+    } catch (const std::exception& e) {
+        failure = e.what();
+    } catch (...) {
+        failure = "unknown exception";
+    }
+    fmt::print(stderr, "icmpengine-exporter: body producer failed: {}\n", failure);
+    co_return false;
+}
+
+// A streamed response (http_response::stream): the first chunk is made
+// before the head, so that a producer failing at once still gets a 500;
+// then the head (chunked for HTTP/1.1, for HTTP/1.0 no framing and the
+// connection closed after the body), then each chunk as it is made.
+net::awaitable<outcome> write_stream(http_server_state& server, http_connection& c,
+                                     http_response res, bool head_only, bool keep_alive,
+                                     bool chunked) {
+    std::string chunk;
+    std::string failure;
+    bool more = false;
+    if (!head_only) {
+        more = co_await produce(res, chunk, failure);
+        if (!failure.empty())
+            co_return co_await write_response(
+                server, c, server_error(500, "internal server error: " + failure), false,
+                keep_alive);
+    }
+    http::response<http::empty_body> out;
+    out.result(res.status);
+    out.set(http::field::content_type, res.content_type);
+    for (const auto& [name, value] : res.headers)
+        out.set(name, value);
+    out.keep_alive(keep_alive && chunked);
+    out.chunked(chunked);
+    error_code ec;
+    auto& socket = c.stream.socket();
+    socket.set_option(net::socket_base::linger(true, 0), ec); // as write_response
+    http::response_serializer<http::empty_body> sr(out);
+    c.stream.expires_after(server.limits.write_timeout);
+    co_await http::async_write_header(c.stream, sr, net::redirect_error(net::use_awaitable, ec));
+    c.stream.expires_never();
+    for (bool body = !head_only; !ec && body;) {
+        // (No co_await in a ?: here: GCC 12 ran both arms.)
+        if (!chunk.empty() && chunked)
+            ec = co_await timed_write(server, c, http::make_chunk(net::buffer(chunk)));
+        else if (!chunk.empty())
+            ec = co_await timed_write(server, c, net::buffer(chunk));
+        if (ec || !more)
+            break;
+        more = co_await produce(res, chunk, failure);
+        if (!failure.empty())
+            co_return outcome::failed; // the head is gone: reset the connection
+    }
+    if (!ec && !head_only && chunked)
+        ec = co_await timed_write(server, c, http::make_chunk_last());
+    if (ec == beast::error::timeout)
+        co_return outcome::timed_out;
+    if (!ec)
+        socket.set_option(net::socket_base::linger(false, 0), ec);
+    co_return ec ? outcome::failed : outcome::written;
+}
+
 // After an error answer with request bytes left unread: stop sending and
 // read what the client still sends (bounded in time and bytes) so that our
 // close does not reset the connection before the client has read the answer.
@@ -239,13 +321,20 @@ net::awaitable<bool> serve_one(http_server_state& server, http_connection& c,
     // The body of a refused request, or the rest of a bad one, is never
     // read: such a connection cannot carry another request.
     const bool keep_alive = !ec && parser.is_done() && parser.get().keep_alive() && !server.closing;
-    const outcome o = co_await write_response(server, c, std::move(*answer), head_only, keep_alive);
+    const bool streamed = static_cast<bool>(answer->stream);
+    const bool chunked = parser.get().version() >= 11;
+    outcome o;
+    if (streamed)
+        o = co_await write_stream(server, c, std::move(*answer), head_only, keep_alive, chunked);
+    else
+        o = co_await write_response(server, c, std::move(*answer), head_only, keep_alive);
     if (o == outcome::timed_out)
         ++server.stats.timeouts;
     c.state = http_connection::phase::reading;
     if (o == outcome::written && refused && !keep_alive)
         co_await lingering_close(server, c);
-    const bool written = o == outcome::written;
+    // A body without framing (HTTP/1.0 stream) ends where the connection does.
+    const bool written = o == outcome::written && (!streamed || chunked);
     co_return written&& keep_alive;
 }
 

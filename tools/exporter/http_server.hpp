@@ -39,12 +39,25 @@ struct http_request {
     bool accepts_gzip = false; ///< Accept-Encoding lists gzip
 };
 
+/// Makes a response's body a chunk at a time (http_response::stream).
+using http_body_producer = std::function<boost::asio::awaitable<bool>(std::string& chunk)>;
+
 struct http_response {
     unsigned status = 200;
     std::string content_type = "text/plain; version=0.0.4; charset=utf-8";
     std::string body;
     /// Extra header fields (Cache-Control, Allow, ...).
     std::vector<std::pair<std::string, std::string>> headers;
+    /// A body made while it is sent, in bounded chunks (`body` is then
+    /// ignored): called with `chunk` cleared but its capacity kept (one
+    /// buffer per response, reused), it appends the next part of the body
+    /// and returns false once the body is complete (that last chunk is
+    /// still sent). HTTP/1.1 clients get `Transfer-Encoding: chunked`,
+    /// HTTP/1.0 clients the raw body and `Connection: close`; each write is
+    /// bounded by write_timeout; HEAD gets the head and the producer is
+    /// never called. An exception from the first call becomes a 500; from a
+    /// later one (the head is gone) it is logged and the connection reset.
+    http_body_producer stream;
 };
 
 /// Runs on the server's executor; may co_await (a probe waits for its

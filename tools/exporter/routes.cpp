@@ -53,7 +53,7 @@ boost::asio::awaitable<http_response> route(std::shared_ptr<const route_context>
                                             http_request request) {
     if (request.path == c->flags->telemetry_path) {
         http_response r;
-        r.body = co_await c->render_metrics();
+        r.stream = c->metrics();
         co_return r;
     }
     if (request.path == "/probe")

@@ -20,7 +20,8 @@ namespace icmpengine_exporter {
 
 struct route_context {
     const exporter_flags* flags = nullptr;
-    std::function<boost::asio::awaitable<std::string>()> render_metrics;
+    /// A producer of the metrics page, streamed (metrics_stream.hpp).
+    std::function<http_body_producer()> metrics;
     std::function<void(const std::function<void(const target_view&)>&)> visit_targets;
     /// Null once shutting down (a probe then gets 503).
     std::function<probe_runner*()> runner;
