@@ -45,8 +45,10 @@ sys.dont_write_bytecode = True  # run from the source tree: leave it clean
 import promharness as ph  # noqa: E402 (after the line above)
 from scenarios import SCENARIOS  # noqa: E402
 from hostile import hostile  # noqa: E402
+from readme_configs import readme_configs  # noqa: E402
 
 SCENARIOS["e"] = hostile
+SCENARIOS["r"] = readme_configs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -134,7 +136,7 @@ def parse_args(argv):
                     help="comma-separated scenarios (default: all the peer can run)")
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     opts = ap.parse_args(argv)
-    default = {"ours": "a,b,c1,c2,e", "smokeping": "a", "fake": "a,b,c1,c2"}[opts.peer]
+    default = {"ours": "a,b,c1,c2,e,r", "smokeping": "a", "fake": "a,b,c1,c2"}[opts.peer]
     opts.only = (opts.only or default).split(",")
     bad = [s for s in opts.only if s not in SCENARIOS]
     if bad:

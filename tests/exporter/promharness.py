@@ -172,17 +172,20 @@ def brief(result, limit=25):
 class prometheus:
     """A real Prometheus on 127.0.0.1:port with the given scrape jobs."""
 
-    def __init__(self, workdir, port, scrape_configs):
+    def __init__(self, workdir, port, scrape_configs, raw_yaml=None, interval="1s"):
+        """`raw_yaml`: a `scrape_configs:` block as text (the README's),
+        used as it is instead of `scrape_configs`."""
         self.url = f"http://127.0.0.1:{port}"
         os.makedirs(workdir, exist_ok=True)
-        config = {
-            "global": {"scrape_interval": "1s", "scrape_timeout": "1s",
-                       "evaluation_interval": "1s"},
-            "scrape_configs": scrape_configs,
-        }
+        glob = {"scrape_interval": interval, "scrape_timeout": interval,
+                "evaluation_interval": "1s"}
         path = os.path.join(workdir, "prometheus.yml")
         with open(path, "w", encoding="utf-8") as f:
-            json.dump(config, f, indent=1)  # JSON is YAML
+            if raw_yaml is None:
+                json.dump({"global": glob, "scrape_configs": scrape_configs}, f,
+                          indent=1)  # JSON is YAML
+            else:
+                f.write("global: " + json.dumps(glob) + "\n" + raw_yaml)
         self.proc = child("prometheus", [
             "prometheus", f"--config.file={path}",
             f"--storage.tsdb.path={os.path.join(workdir, 'tsdb')}",
