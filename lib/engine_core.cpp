@@ -30,6 +30,9 @@ void check_sizes(const engine_config& c) {
     if (c.max_in_flight < 1 || c.max_in_flight > (1u << 24))
         fail(fmt::format("engine_config.max_in_flight = {}: must be in 1..16777216",
                          c.max_in_flight));
+    if (c.reuse_slots_after < 1 || c.reuse_slots_after > 65536)
+        fail(fmt::format("engine_config.reuse_slots_after = {}: must be in 1..65536",
+                         c.reuse_slots_after));
     if (c.send_batch < 1 || c.send_batch > c.queue_depth)
         fail(fmt::format("engine_config.send_batch = {}: must be in 1..queue_depth ({})",
                          c.send_batch, c.queue_depth));
@@ -97,7 +100,8 @@ std::int64_t clock_ns(clockid_t clock) noexcept {
 }
 
 engine_core::engine_core(engine& owner, engine_config config)
-    : m_owner(owner), m_config(validated(std::move(config))), m_slots(m_config.max_in_flight),
+    : m_owner(owner), m_config(validated(std::move(config))),
+      m_slots(m_config.max_in_flight, m_config.reuse_slots_after),
       m_matcher(random_token_key(), m_config.random_payload, m_config.check_source) {
     if (m_config.log.sink)
         m_log_levels = m_config.log.levels;

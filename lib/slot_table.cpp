@@ -20,7 +20,7 @@ bool slot_table::tokenless_conflict(std::uint32_t index, const ip_address& targe
 }
 
 std::uint32_t slot_table::alloc(const ip_address& target, bool has_token) {
-    const bool grow = m_slots.size() < std::min<std::size_t>(65536, m_capacity);
+    const bool grow = m_slots.size() < std::min<std::size_t>(m_reuse_after, m_capacity);
     for (std::size_t tries = grow ? 0 : m_free.size(); tries > 0; --tries) {
         const std::uint32_t index = m_free.front();
         m_free.pop_front();

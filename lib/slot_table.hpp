@@ -4,13 +4,14 @@
 // A slot's index is the ping's identity on the wire: the echo sequence
 // number is the index modulo 2^16, and the matching token carries the index
 // and the slot's generation (bumped on every reuse). The table grows to 2^16
-// slots before it reuses one, and then reuses the longest-free slot first,
-// so that sequence numbers advance as ping users expect and a late reply
-// rarely finds its slot reused.
+// slots (or engine_config::reuse_slots_after) before it reuses one, and
+// then reuses the longest-free slot first, so that sequence numbers advance
+// as ping users expect and a late reply rarely finds its slot reused.
 #pragma once
 
 #include <icmpengine/engine.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <span>
@@ -55,8 +56,11 @@ bool same_host(const ip_address& a, const ip_address& b) noexcept;
 
 class slot_table {
   public:
-    /// At most `capacity` slots (engine_config::max_in_flight).
-    explicit slot_table(std::uint32_t capacity) noexcept : m_capacity(capacity) {}
+    /// At most `capacity` slots (engine_config::max_in_flight); free slots
+    /// are reused once there are `reuse_after` (engine_config::
+    /// reuse_slots_after, at most 2^16).
+    explicit slot_table(std::uint32_t capacity, std::uint32_t reuse_after = 65536) noexcept
+        : m_capacity(capacity), m_reuse_after(std::min(reuse_after, 65536u)) {}
 
     /// A free slot for a ping to `target`, marked in use, or no_slot when
     /// every slot is in use or (token-less pings only) every free sequence
@@ -89,6 +93,7 @@ class slot_table {
     std::deque<std::uint32_t> m_free; ///< FIFO: reuse the longest-free slot
     std::uint32_t m_in_use = 0;
     std::uint32_t m_capacity;
+    std::uint32_t m_reuse_after;
 };
 
 } // namespace icmpengine::detail

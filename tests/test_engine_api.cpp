@@ -32,6 +32,9 @@ TEST_CASE("invalid arguments throw std::invalid_argument naming the value", "[en
                     std::invalid_argument);
     CHECK_THROWS_WITH(engine({.queue_depth = 1000}), Catch::Contains("queue_depth = 1000"));
     CHECK_THROWS_WITH(engine({.max_in_flight = 0}), Catch::Contains("max_in_flight = 0"));
+    CHECK_THROWS_WITH(engine({.reuse_slots_after = 0}), Catch::Contains("reuse_slots_after = 0"));
+    CHECK_THROWS_WITH(engine({.reuse_slots_after = 65537}),
+                      Catch::Contains("reuse_slots_after = 65537"));
     CHECK_THROWS_WITH(engine({.send_batch = 0}), Catch::Contains("send_batch = 0"));
     CHECK_THROWS_WITH(engine({.receive_buffers = 100}), Catch::Contains("receive_buffers = 100"));
     CHECK_THROWS_WITH(engine({.receive_buffer_size = 10}),

@@ -235,3 +235,37 @@ TEST_CASE("a tiny ring and few receive buffers: a full SQ and ENOBUFS lose nothi
     require_balanced(eng.stats());
     CHECK(eng.stats().receive_overruns == 0);
 }
+
+namespace {
+
+/// `n` pings to 127.0.0.1, one after another; their sequence numbers.
+task<std::vector<std::uint16_t>> sequential_sequences(engine& eng, int n) {
+    std::vector<std::uint16_t> out;
+    for (int i = 0; i < n; ++i) {
+        const ping_result r = co_await eng.ping(addr("127.0.0.1"), 10s);
+        if (r.status == ping_status::reply)
+            out.push_back(r.sequence);
+    }
+    co_return out;
+}
+
+} // namespace
+
+TEST_CASE("reuse_slots_after bounds the slot table: sequence numbers cycle through it",
+          "[engine][slots]") {
+    SECTION("by default a slot is reused only after 65,536: 40 pings, 40 sequence numbers") {
+        engine eng;
+        const auto seqs = eng.run(sequential_sequences(eng, 40));
+        REQUIRE(seqs.size() == 40);
+        CHECK(std::set<std::uint16_t>(seqs.begin(), seqs.end()).size() == 40);
+    }
+    SECTION("reuse_slots_after = 8: the same 8 slots, the longest-free first") {
+        engine eng({.reuse_slots_after = 8});
+        const auto seqs = eng.run(sequential_sequences(eng, 40));
+        REQUIRE(seqs.size() == 40);
+        CHECK(std::set<std::uint16_t>(seqs.begin(), seqs.end()).size() == 8);
+        for (std::size_t i = 8; i < seqs.size(); ++i)
+            CHECK(seqs[i] == seqs[i - 8]); // round robin: the longest-free slot
+        require_balanced(eng.stats());
+    }
+}

@@ -90,6 +90,15 @@ struct engine_config {
     /// Pings in flight at most; beyond it, ping() waits for a free slot
     /// (backpressure, not failure). 1..16,777,216.
     std::uint32_t max_in_flight = 1u << 20;
+    /// The table of pings in flight (a slot each, about 100 bytes plus the
+    /// request's buffer) grows to this many slots before it reuses a free
+    /// one, the longest-free first: so that a late reply still finds the
+    /// ping it answers (stray_reply::rtt) and sequence numbers advance as
+    /// ping users expect. Beyond it the table still grows whenever every
+    /// slot is in use. Fewer keep memory down where few pings are in flight
+    /// but many are sent (a monitor pinging 10,000 targets a second needs
+    /// about 10,000). 1..65,536.
+    std::uint32_t reuse_slots_after = 65536;
     /// Echo requests submitted per io_uring_enter at most. Each request's send
     /// time is taken just before the enter that submits it, so a request's
     /// RTT is over-estimated by the time the kernel spends sending the
