@@ -65,6 +65,12 @@ continuous_options continuous_options_of(const exporter_flags& flags) {
     // the resident set. A burst beyond them waits in the socket's receive
     // buffer (SO_RCVBUF), never lost.
     o.engine.receive_buffers = 256;
+    // A slot per ping in flight: at 1 Hz that is about one per target, not
+    // the 65,536 the engine would grow to before reusing one (~7 MB at
+    // 10,000 targets). 16,384 still leaves a slot unused for over a second
+    // at 10,000 pings a second, so late replies keep their RTT; beyond it
+    // the table grows whenever every slot is in use.
+    o.engine.reuse_slots_after = 16384;
     return o;
 }
 
