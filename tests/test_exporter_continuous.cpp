@@ -12,8 +12,8 @@
 #include "engine_test.hpp"
 #include "exposition_text.hpp"
 #include "netsim.hpp"
+#include "promtool_check.hpp"
 #include "sim_targets.hpp"
-#include "temp_file.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -34,6 +34,7 @@ using namespace std::chrono_literals;
 namespace net = boost::asio;
 namespace ex = icmpengine_exporter;
 using icmpengine::ip_address;
+using icmpengine::testing::check_with_promtool;
 using icmpengine::testing::exposition_page;
 using icmpengine::testing::parse_exposition;
 using icmpengine::testing::silent_target;
@@ -171,31 +172,6 @@ void check_zero_series(const exposition_page& p, const ex::target_spec& s) {
     CHECK(p.find("smokeping_response_duration_seconds_bucket", l).size() ==
           default_buckets.size() + 1);
     CHECK(p.find("icmpengine_exporter_icmp_errors_total", l).empty());
-}
-
-/// `promtool check metrics` on the page: clean, or skipped (failed under
-/// CI=true) without promtool.
-void check_with_promtool(const std::string& text) {
-    const char* ci = std::getenv("CI");
-    if (::access("/usr/bin/promtool", X_OK) != 0) {
-        if (ci != nullptr && std::strcmp(ci, "true") == 0)
-            FAIL("/usr/bin/promtool is missing (Debian package prometheus)");
-        WARN("SKIP promtool check: /usr/bin/promtool is missing (Debian package prometheus)");
-        return;
-    }
-    icmpengine::testing::temp_file page(text);
-    const std::string command = "/usr/bin/promtool check metrics < " + page.path + " 2>&1";
-    FILE* out = ::popen(command.c_str(), "r");
-    REQUIRE(out != nullptr);
-    std::string said;
-    char buf[4096];
-    while (const std::size_t n = std::fread(buf, 1, sizeof buf, out))
-        said.append(buf, n);
-    const int status = ::pclose(out);
-    INFO("promtool said: " << said);
-    CHECK(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 0);
-    CHECK(said.empty());
 }
 
 } // namespace

@@ -16,7 +16,7 @@
 #include "continuous_metrics.hpp"
 #include "exposition_text.hpp"
 #include "metrics_stream.hpp"
-#include "temp_file.hpp"
+#include "promtool_check.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -37,6 +37,8 @@
 
 namespace net = boost::asio;
 namespace ex = icmpengine_exporter;
+
+using icmpengine::testing::check_with_promtool;
 
 namespace {
 
@@ -134,29 +136,6 @@ void check_no_duplicates(const std::string& page) {
         INFO(key);
         CHECK(series.insert(key).second);
     }
-}
-
-void check_with_promtool(const std::string& text) {
-    const char* ci = std::getenv("CI");
-    if (::access("/usr/bin/promtool", X_OK) != 0) {
-        if (ci != nullptr && std::strcmp(ci, "true") == 0)
-            FAIL("/usr/bin/promtool is missing (Debian package prometheus)");
-        WARN("SKIP promtool check: /usr/bin/promtool is missing (Debian package prometheus)");
-        return;
-    }
-    icmpengine::testing::temp_file page(text);
-    const std::string command = "/usr/bin/promtool check metrics < " + page.path + " 2>&1";
-    FILE* out = ::popen(command.c_str(), "r");
-    REQUIRE(out != nullptr);
-    std::string said;
-    char buf[4096];
-    while (const std::size_t n = std::fread(buf, 1, sizeof buf, out))
-        said.append(buf, n);
-    const int status = ::pclose(out);
-    INFO("promtool said: " << said);
-    CHECK(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 0);
-    CHECK(said.empty());
 }
 
 } // namespace

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include "probe.hpp"
+#include "promtool_check.hpp"
 
 #include <cstdio>
 #include <cstdlib>
@@ -22,6 +23,8 @@ using icmpengine_exporter::parse_probe_query;
 using icmpengine_exporter::probe_limits;
 using icmpengine_exporter::probe_request;
 using icmpengine_exporter::probe_result;
+
+using icmpengine::testing::promtool_problems;
 
 namespace {
 
@@ -53,39 +56,6 @@ std::string allow_error(std::string_view text) {
     std::string error;
     CHECK_FALSE(allow_list::parse(text, error).has_value());
     return error;
-}
-
-bool in_ci() {
-    const char* ci = std::getenv("CI");
-    return ci != nullptr && std::strcmp(ci, "true") == 0;
-}
-
-/// `promtool check metrics` on `text`: its output, or "" if clean. Without
-/// promtool the check is skipped with a warning (a failure under CI=true).
-std::string promtool_problems(const std::string& text) {
-    if (::access("/usr/bin/promtool", X_OK) != 0) {
-        if (in_ci())
-            FAIL("/usr/bin/promtool is missing (Debian package prometheus); CI=true");
-        WARN("/usr/bin/promtool missing: the page is not checked");
-        return {};
-    }
-    char name[] = "/tmp/icmpengine-probe-XXXXXX";
-    const int fd = ::mkstemp(name);
-    REQUIRE(fd >= 0);
-    REQUIRE(::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
-    ::close(fd);
-    const std::string command = std::string("/usr/bin/promtool check metrics < ") + name + " 2>&1";
-    FILE* p = ::popen(command.c_str(), "r");
-    REQUIRE(p != nullptr);
-    std::string output;
-    char buf[512];
-    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;)
-        output.append(buf, n);
-    const int status = ::pclose(p);
-    ::unlink(name);
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        return {};
-    return output.empty() ? "promtool failed without output" : output;
 }
 
 } // namespace

@@ -3,6 +3,7 @@
 // query. No socket here; probe_runner.cpp pings, probe_render.cpp writes
 // the page, probe_handler.cpp puts the three together for GET /probe.
 #include "probe.hpp"
+#include "text.hpp"
 
 #include <icmpengine/limits.hpp>
 
@@ -57,14 +58,6 @@ ie::ip_address masked(const ie::ip_address& a, unsigned length) {
     if (a.is_v4())
         return ie::ip_address::from_v4_bytes({b[0], b[1], b[2], b[3]});
     return ie::ip_address::from_v6_bytes(b);
-}
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-        s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-        s.remove_suffix(1);
-    return s;
 }
 
 template <typename T>
