@@ -91,19 +91,25 @@ def hostile(subj, ck, work, _promtool_clean):
                       lambda r: len(r) == len(LOOPBACK))
         keep = attack(port, ck)
         under_attack = time.monotonic()
-        # The rates over 5 s windows that lie wholly inside the attack. The
-        # band is the schedule's (10/s), wide for a loaded machine: only a
-        # stalled engine (0/s) or a wrong schedule falls outside it.
+        # Rates over 5 s windows that lie wholly inside the attack (its
+        # connections stay open until the end). The band is the schedule's
+        # (10/s), wide for a loaded machine: a stalled engine (0/s) never
+        # reaches it. Polled until reached, as scenario a does, so that one
+        # stall of a loaded machine cannot fail the test; the bound is
+        # promharness's generous one.
         lo, hi = PER_SECOND / 2, PER_SECOND * 1.5
         rates = prom.wait_for(
-            "a 5 s window inside the attack", f"rate({req}[5s])",
-            lambda r: time.monotonic() - under_attack > 6 and len(r) == len(LOOPBACK))
+            f"every rate in {lo:g}..{hi:g}/s over a 5 s window inside the attack",
+            f"rate({req}[5s])",
+            lambda r: time.monotonic() - under_attack > 6 and len(r) == len(LOOPBACK) and
+            all(lo <= v <= hi for _, v, _ in r))
         r = values(rates, "ip")
-        ck.check(all(lo <= v <= hi for v in r.values()),
-                 f"under attack: rate(smokeping_requests_total[5s]) in {lo:g}..{hi:g}/s for "
-                 f"the {len(r)} fast targets: min {min(r.values()):.2f}, max {max(r.values()):.2f}")
-        up = prom.query('up{job="smokeping"}')
-        ck.check(up and up[0][1] == 1, f"Prometheus still scrapes the exporter (up = {up[:1]})")
+        ck.check(True, f"under attack: rate(smokeping_requests_total[5s]) in {lo:g}..{hi:g}/s "
+                 f"for the {len(r)} fast targets: min {min(r.values()):.2f}, "
+                 f"max {max(r.values()):.2f}")
+        up = prom.wait_for("a successful scrape under attack", 'up{job="smokeping"}',
+                           lambda r: bool(r) and r[0][1] == 1)
+        ck.check(True, f"Prometheus still scrapes the exporter (up = {up[0][1]:g})")
         status, text = ph.http_get(exp.url + "/metrics")
         own = {}
         for line in text.splitlines():
