@@ -188,7 +188,32 @@ int run_fleet(const arguments& a) {
     tally t;
     double ping_ms = 0;
     engine_stats stats;
-    if (engines == 1) {
+    const std::string shape = a.text("shape", "ping_all");
+    if (shape == "when_all") {
+        // The README's example, the shape every user writes first: a task
+        // per target from engine.ping(), all awaited by one when_all. With
+        // --window N the engine's max_in_flight is N, and ping() waits for
+        // a free slot (the engine's own backpressure); without it every
+        // ping is in flight at once.
+        if (engines != 1)
+            throw std::invalid_argument("--shape when_all runs on one engine");
+        const auto in_flight = static_cast<std::uint32_t>(
+            a.flag("window") ? window : std::max<std::size_t>(list.size(), 1));
+        engine eng(config_from(a, in_flight));
+        if (const std::error_code ec = eng.open(first.family()))
+            throw std::runtime_error("opening the ICMP socket: " + ec.message());
+        const auto timeout = options.timeout;
+        const auto t0 = clock_type::now();
+        std::vector<icmpengine::task<ping_result>> pings;
+        pings.reserve(list.size());
+        for (const ip_address& target : list)
+            pings.push_back(eng.ping(target, timeout));
+        results = eng.run(icmpengine::when_all(std::move(pings)));
+        ping_ms = ms_since(t0);
+        stats = eng.stats();
+    } else if (shape != "ping_all") {
+        throw std::invalid_argument("--shape " + shape + ": ping_all or when_all");
+    } else if (engines == 1) {
         engine eng(config_from(a, window));
         if (const std::error_code ec = eng.open(first.family()))
             throw std::runtime_error("opening the ICMP socket: " + ec.message());

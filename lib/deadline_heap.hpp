@@ -6,6 +6,8 @@
 // Ids are dense small integers (the engine's slot indices).
 #pragma once
 
+#include "huge_pages.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -52,8 +54,9 @@ class basic_deadline_heap {
         m_pos[e.id] = static_cast<std::uint32_t>(i);
     }
 
-    std::vector<entry> m_heap;
-    std::vector<std::uint32_t> m_pos; // m_pos[id]: index in m_heap, or npos
+    std::vector<entry, huge_page_allocator<entry>> m_heap;
+    std::vector<std::uint32_t, huge_page_allocator<std::uint32_t>>
+        m_pos; // m_pos[id]: index in m_heap, or npos
 };
 
 extern template class basic_deadline_heap<2>;

@@ -39,6 +39,8 @@
 #pragma once
 
 #include "deadline_heap.hpp"
+#include "frame_pool.hpp"
+#include "huge_pages.hpp"
 #include "icmp_socket.hpp"
 #include "io_ring.hpp"
 #include "packet.hpp"
@@ -232,6 +234,9 @@ class engine_core {
 
     // engine_send.cpp: starting pings, for ping_op and engine::start_ping.
     task<ping_result> ping(ip_address to, std::chrono::nanoseconds timeout, ping_options options);
+    /// The coroutine behind ping(): its frame comes from `frames`.
+    static task<ping_result> ping_in(frame_pool& frames, engine_core& core, ip_address to,
+                                     std::int64_t timeout_ns, std::uint32_t payload_size);
     bool start(ping_op& op);
     ping_ticket start(const ping_request& request);
     bool cancel(const ping_ticket& ticket);
@@ -359,8 +364,12 @@ class engine_core {
     std::uint32_t m_sends_in_kernel = 0;
     send_buffer_pool m_send_buffers;
     std::deque<ping_request> m_waiting; ///< in order, beyond max_in_flight
-    std::vector<delivery> m_deliveries;
-    std::vector<delivery> m_delivering; ///< the batch being delivered
+    /// ping()'s coroutine frames; released (not deleted) by the destructor,
+    /// since tasks may outlive the engine.
+    frame_pool* m_frames = new frame_pool;
+    std::vector<delivery, huge_page_allocator<delivery>> m_deliveries;
+    std::vector<delivery, huge_page_allocator<delivery>>
+        m_delivering; ///< the batch being delivered
 
     // The one timer.
     __kernel_timespec m_timer_ts{};

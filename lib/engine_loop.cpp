@@ -223,7 +223,7 @@ void engine_core::deliver_results() {
 }
 
 void engine_core::drop_deliveries(const ping_handler& handler) noexcept {
-    for (std::vector<delivery>* v : {&m_deliveries, &m_delivering})
+    for (auto* v : {&m_deliveries, &m_delivering})
         for (delivery& d : *v)
             if (d.handler == &handler)
                 d.handler = nullptr;

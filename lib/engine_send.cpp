@@ -94,7 +94,13 @@ void ping_op::on_ping_result(std::uint64_t /*cookie*/, const ping_result& result
 
 task<ping_result> engine_core::ping(ip_address to, std::chrono::nanoseconds timeout,
                                     ping_options options) {
-    ping_op op(*this, to, timeout.count(), options.payload_size);
+    return ping_in(*m_frames, *this, to, timeout.count(), options.payload_size);
+}
+
+task<ping_result> engine_core::ping_in(frame_pool& /*frames: the frame's allocator*/,
+                                       engine_core& core, ip_address to, std::int64_t timeout_ns,
+                                       std::uint32_t payload_size) {
+    ping_op op(core, to, timeout_ns, payload_size);
     co_return co_await op;
 }
 

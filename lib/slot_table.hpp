@@ -9,6 +9,8 @@
 // as ping users expect and a late reply rarely finds its slot reused.
 #pragma once
 
+#include "huge_pages.hpp"
+
 #include <icmpengine/engine.hpp>
 
 #include <algorithm>
@@ -89,7 +91,7 @@ class slot_table {
     std::span<slot> all() noexcept { return m_slots; }
 
   private:
-    std::vector<slot> m_slots;
+    std::vector<slot, huge_page_allocator<slot>> m_slots;
     std::deque<std::uint32_t> m_free; ///< FIFO: reuse the longest-free slot
     std::uint32_t m_in_use = 0;
     std::uint32_t m_capacity;

@@ -2,6 +2,8 @@
 // icmpengine::task<T>: a lazy, move-only coroutine result.
 #pragma once
 
+#include <icmpengine/detail/frame_pool.hpp>
+
 #include <coroutine>
 #include <exception>
 #include <type_traits>
@@ -15,22 +17,37 @@ class task;
 
 namespace detail {
 
-/// Resumes whoever awaited the task, by symmetric transfer, so that long
-/// chains of tasks completing synchronously do not grow the stack.
+/// Tasks started together without an awaiter each (when_all): each one, as
+/// it ends, counts the group down, and the last resumes the group's waiter.
+/// The results stay in the tasks' frames until the waiter takes them.
+struct task_group {
+    std::size_t m_remaining = 0;
+    std::coroutine_handle<> m_waiter;
+
+    std::coroutine_handle<> task_finished() noexcept {
+        return --m_remaining == 0 ? m_waiter : std::noop_coroutine();
+    }
+};
+
+/// Resumes whoever awaited the task (or, for a task of a group, whom the
+/// group says), by symmetric transfer, so that long chains of tasks
+/// completing synchronously do not grow the stack.
 struct final_awaiter {
     bool await_ready() const noexcept { return false; }
     template <typename Promise>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) noexcept {
-        return h.promise().m_continuation;
+        auto& p = h.promise(); // a promise_base
+        return p.m_group != nullptr ? p.m_group->task_finished() : p.m_continuation;
     }
     void await_resume() const noexcept {}
 };
 
-struct promise_base {
+struct promise_base : frame_allocation {
     std::suspend_always initial_suspend() const noexcept { return {}; }
     final_awaiter final_suspend() const noexcept { return {}; }
 
     std::coroutine_handle<> m_continuation = std::noop_coroutine();
+    task_group* m_group = nullptr;
 };
 
 template <typename T>
@@ -43,6 +60,7 @@ struct task_promise final : promise_base {
     }
     void unhandled_exception() noexcept { m_result.template emplace<2>(std::current_exception()); }
 
+    bool failed() const noexcept { return m_result.index() == 2; }
     T take_result() {
         if (m_result.index() == 2)
             std::rethrow_exception(std::get<2>(m_result));
@@ -57,6 +75,7 @@ struct task_promise<void> final : promise_base {
     task<void> get_return_object() noexcept;
     void return_void() const noexcept {}
     void unhandled_exception() noexcept { m_exception = std::current_exception(); }
+    bool failed() const noexcept { return static_cast<bool>(m_exception); }
     void take_result() const {
         if (m_exception)
             std::rethrow_exception(m_exception);
@@ -148,6 +167,18 @@ struct task_access {
     template <typename T>
     static T take_result(task<T>& t) {
         return t.m_handle.promise().take_result();
+    }
+    /// For a finished task: did it end with an exception?
+    template <typename T>
+    static bool failed(const task<T>& t) noexcept {
+        return t.m_handle.promise().failed();
+    }
+    /// Starts `t` as a member of `group`: when it ends, it counts the group
+    /// down instead of resuming an awaiter. Precondition: t.valid().
+    template <typename T>
+    static void start_in_group(task<T>& t, task_group& group) noexcept {
+        t.m_handle.promise().m_group = &group;
+        t.m_handle.resume();
     }
 };
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // icmpengine::detail::detached: the one coroutine type that runs without an
-// awaiter, for an owner that joins it (when_all's children, engine::spawn).
+// awaiter, for an owner that joins it (engine::spawn).
 #pragma once
 
 #include <concepts>
@@ -33,7 +33,7 @@ concept detached_owner = requires(Owner& o, std::coroutine_handle<> h, std::exce
 /// then tells its owner (see detached_owner). Until released, the object
 /// owns the frame and destroys it with itself, finished or not: an owner
 /// that goes away while its children are suspended frees them by destroying
-/// these objects (when_all). After release(), the owner decides the frame's
+/// these objects. After release(), the owner decides the frame's
 /// fate, typically in child_finished or when it shuts down (engine::spawn).
 ///
 ///     struct group {

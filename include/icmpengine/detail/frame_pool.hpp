@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: MIT
+// The allocation of task frames (task.hpp): each starts with a header that
+// says whether it came from the heap or from an engine's frame pool
+// (lib/frame_pool.hpp), which holds engine::ping's frames.
+#pragma once
+
+#include <icmpengine/export.hpp>
+
+#include <cstddef>
+
+namespace icmpengine::detail {
+
+class frame_pool;
+
+/// Every task frame starts behind a header that says where its memory came
+/// from (lib/frame_pool.cpp): frames are allocated from `pool`, or from the
+/// heap, and freed to where they came from. Out of line, so that the
+/// compiler never pairs the heap's operator new with the pool's delete.
+ICMPENGINE_API void* allocate_frame(std::size_t size);
+ICMPENGINE_API void* allocate_frame(frame_pool& pool, std::size_t size);
+ICMPENGINE_API void free_frame(void* frame, std::size_t size) noexcept;
+
+/// The promise's allocation functions: a coroutine whose first parameter
+/// (or, for a member function, object) is a frame_pool takes its frame from
+/// that pool; every other from the heap.
+struct frame_allocation {
+    static void* operator new(std::size_t size) { return allocate_frame(size); }
+    template <typename... Args>
+    static void* operator new(std::size_t size, frame_pool& pool, Args&&...) {
+        return allocate_frame(pool, size);
+    }
+    static void operator delete(void* frame, std::size_t size) noexcept { free_frame(frame, size); }
+};
+
+} // namespace icmpengine::detail

@@ -1,0 +1,33 @@
+// SPDX-License-Identifier: MIT
+#include "huge_pages.hpp"
+
+#include <cstdint>
+#include <sys/mman.h>
+
+namespace icmpengine::detail {
+
+std::byte* map_huge(std::size_t size) {
+    // Over-map by one huge page and unmap the ends: the kernel can back an
+    // aligned 2 MiB range with one huge page at its first touch.
+    const std::size_t span = size + huge_page_size;
+    void* p = ::mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        throw std::bad_alloc();
+    auto* raw = static_cast<std::byte*>(p);
+    const auto at = reinterpret_cast<std::uintptr_t>(raw);
+    const std::uintptr_t aligned = (at + huge_page_size - 1) / huge_page_size * huge_page_size;
+    std::byte* base = raw + (aligned - at);
+    if (base > raw)
+        ::munmap(raw, static_cast<std::size_t>(base - raw));
+    if (std::byte* tail = base + size; tail < raw + span)
+        ::munmap(tail, static_cast<std::size_t>(raw + span - tail));
+    // Advice only: where THP is off the range is ordinary pages.
+    (void)::madvise(base, size, MADV_HUGEPAGE);
+    return base;
+}
+
+void unmap_huge(std::byte* p, std::size_t size) noexcept {
+    ::munmap(p, size);
+}
+
+} // namespace icmpengine::detail
