@@ -78,6 +78,7 @@ struct settings {
     bool realtime = false;
     std::vector<std::string> only; // workload names, empty = all
     std::size_t fleet = 60'000;
+    std::size_t fleet_large = 250'000;
     std::size_t host = 60'000;
     std::size_t series_targets = 600;
     std::size_t series_pings = 100;
@@ -121,6 +122,7 @@ settings parse(int argc, char** argv) {
             s.smoke = true;
             s.reps = 1;
             s.fleet = 600;
+            s.fleet_large = 2500;
             s.host = 600;
             s.series_targets = 6;
             s.series_pings = 5;
@@ -541,7 +543,9 @@ std::optional<double> field(const std::optional<summary>& m, F f) {
     return f(*m);
 }
 
-void check_targets(const std::vector<row>& rows) {
+std::string count_label(std::size_t n);
+
+void check_targets(const std::vector<row>& rows, const settings& s) {
     checker c{rows};
     auto ping = [](const summary& m) { return m.ping_ms; };
     auto wall = [](const summary& m) { return m.wall_ms; };
@@ -583,9 +587,53 @@ void check_targets(const std::vector<row>& rows) {
         per_ping = (w5_large->rss_kb - w5_small->rss_kb) * 1024 /
                    static_cast<double>(w5_large->peak_in_flight - w5_small->peak_in_flight);
     c.check("W5 RSS per ping in flight beyond the base", per_ping, 200, true, " B");
+
+    // Issue 13: the idiomatic shape, and all of it against the same run's
+    // kernel loop. Time per ping at 250,000 targets against 60,000.
+    std::puts("\ntargets (issue 13), from the medians above:");
+    const std::string w1_small = "fleet " + count_label(s.fleet);
+    const std::string w1_large = "fleet " + count_label(s.fleet_large);
+    const auto idiomatic = c.find("W1", "when_all(ping()), all", w1_small);
+    c.check("W1 when_all over ping(), all in flight: ping time / kernel loop",
+            ratio(field(idiomatic, ping), field(w1_kernel1, ping)), 1.4, true, "x");
+    c.check("W1 when_all over ping(), window 256: ping time / kernel loop",
+            ratio(field(c.find("W1", "when_all(ping()), 256", w1_small), ping),
+                  field(w1_kernel1, ping)),
+            1.4, true, "x");
+    c.check("W1 1 engine (ping_all, frame-free): ping time / kernel loop",
+            ratio(field(w1_one, ping), field(w1_kernel1, ping)), 1.10, true, "x");
+    c.check("W1 2 engines: ping time / kernel loop (1 thread)",
+            ratio(field(w1_two, ping), field(w1_kernel1, ping)), 0.6, true, "x");
+    auto per_ping_growth = [&](const char* tool) {
+        const auto small = c.find("W1", tool, w1_small);
+        const auto large = c.find("W1", tool, w1_large);
+        return ratio(ratio(field(large, ping), static_cast<double>(s.fleet_large)),
+                     ratio(field(small, ping), static_cast<double>(s.fleet)));
+    };
+    c.check("W1 " + count_label(s.fleet_large) + ", 1 engine: time per ping / at " +
+                count_label(s.fleet),
+            per_ping_growth("icmpengine, 1"), 1.10, true, "x");
+    c.check("W1 " + count_label(s.fleet_large) + ", when_all(ping()): time per ping / at " +
+                count_label(s.fleet),
+            per_ping_growth("when_all(ping()), all"), 1.10, true, "x");
+    c.check("W1 " + count_label(s.fleet_large) + ", kernel loop: time per ping / at " +
+                count_label(s.fleet),
+            per_ping_growth("kernel loop, 1"), 1.10, true, "x");
+    const auto w5c_small = c.find("W5", "icmpengine, ping()", "scale small");
+    const auto w5c_large = c.find("W5", "icmpengine, ping()", "scale large");
+    std::optional<double> per_coroutine;
+    if (w5c_small && w5c_large && w5c_large->peak_in_flight > w5c_small->peak_in_flight)
+        per_coroutine = (w5c_large->rss_kb - w5c_small->rss_kb) * 1024 /
+                        static_cast<double>(w5c_large->peak_in_flight - w5c_small->peak_in_flight);
+    if (per_coroutine)
+        std::printf("  W5 RSS per ping() coroutine in flight beyond the base: %.0f B "
+                    "(a figure, no target; the frame-free one is checked above)\n",
+                    *per_coroutine);
+
     for (const char* w : {"W1", "W2", "W4"})
         for (const row& r : rows)
-            if (r.workload == w && r.tool.rfind("icmpengine", 0) == 0) {
+            if (r.workload == w &&
+                (r.tool.rfind("icmpengine", 0) == 0 || r.tool.rfind("when_all", 0) == 0)) {
                 const summary m = summarise(r);
                 c.check(std::string(w) + " " + r.label + ", " + r.tool + ": replies lost",
                         field(m.ok ? std::optional<summary>(m) : std::nullopt, lost), 0, true, "");
@@ -701,11 +749,28 @@ int main(int argc, char** argv) {
             add_row(
                 rows, {"W1", fleet_label, "icmpengine, 2 engines"},
                 {workload, "fleet", "--first", "127.1.0.1", "--count", fleet, "--engines", "2"});
+            add_row(rows, {"W1", fleet_label, "when_all(ping()), all"},
+                    {workload, "fleet", "--first", "127.1.0.1", "--count", fleet, "--shape",
+                     "when_all"});
+            add_row(rows, {"W1", fleet_label, "when_all(ping()), 256"},
+                    {workload, "fleet", "--first", "127.1.0.1", "--count", fleet, "--shape",
+                     "when_all", "--window", "256"});
             if (fping)
                 add_row(rows, {"W1", fleet_label, "fping -i0 -r0 -t1000"},
                         {*fping, "-i", "0", "-r", "0", "-t", "1000", "-q", "-s", "-f",
                          scratch + "/w1.txt"},
                         output_kind::fping);
+            // The same at 250,000 targets (127.1.0.1 to 127.4.208.144): how
+            // the time per ping grows with the fleet.
+            const std::string large = str(s.fleet_large);
+            const std::string large_label = "fleet " + count_label(s.fleet_large) + " x 1";
+            add_row(rows, {"W1", large_label, "kernel loop, 1 thread"},
+                    {kernel_loop, "--first", "127.1.0.1", "--count", large});
+            add_row(rows, {"W1", large_label, "icmpengine, 1 engine"},
+                    {workload, "fleet", "--first", "127.1.0.1", "--count", large});
+            add_row(rows, {"W1", large_label, "when_all(ping()), all"},
+                    {workload, "fleet", "--first", "127.1.0.1", "--count", large, "--shape",
+                     "when_all"});
         }
         if (wanted(s, "W2")) {
             const std::string host = str(s.host);
@@ -753,13 +818,17 @@ int main(int argc, char** argv) {
             for (const auto& [name, n] :
                  {std::pair<const char*, std::size_t>{"small", s.scale_small},
                   std::pair<const char*, std::size_t>{"large", s.scale_large}})
-                add_row(rows,
+                for (const char* shape : {"frame-free", "coroutines"})
+                    add_row(
+                        rows,
                         {"W5", std::string("scale ") + name + " " + count_label(n) + " in flight",
-                         "icmpengine, 1 engine"},
+                         std::string("icmpengine, ") + (shape == std::string_view("coroutines")
+                                                            ? "ping() coroutines"
+                                                            : "1 engine")},
                         {workload, "scale", "--first", "198.18.128.1", "--span", "32000", "--count",
                          str(n), "--timeout-min-ms",
                          str(static_cast<std::size_t>(s.scale_timeout_min_ms)), "--timeout-max-ms",
-                         str(static_cast<std::size_t>(s.scale_timeout_max_ms))});
+                         str(static_cast<std::size_t>(s.scale_timeout_max_ms)), "--shape", shape});
             for (row& r : rows)
                 r.silent = r.workload == "W5";
         }
@@ -785,7 +854,7 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "harness: round %d of %d done\n", rep + 1, s.reps);
         }
         print_table(rows);
-        check_targets(rows);
+        check_targets(rows, s);
         for (const char* f : {"/w1.txt", "/w3.txt", "/w4.txt", "/out.txt"})
             ::unlink((scratch + f).c_str());
         ::rmdir(scratch.c_str());

@@ -276,6 +276,34 @@ int run_scale(const arguments& a) {
     engine eng(config_from(a, static_cast<std::uint32_t>(std::max<std::uint64_t>(count, 1))));
     if (const std::error_code ec = eng.open(first.family()))
         throw std::runtime_error("opening the ICMP socket: " + ec.message());
+    const std::string shape = a.text("shape", "frame-free");
+    if (shape == "coroutines") {
+        // The idiomatic shape: a task per ping from engine.ping(), all
+        // awaited by one when_all. The pings are all started before the
+        // loop's first turn, after which a spawned probe reads the number in flight
+        // (none can have ended but errors, and timeouts that fell due while
+        // they were being started).
+        std::uint64_t peak = 0;
+        eng.spawn([](engine& e, std::uint64_t n, std::uint64_t& out) -> icmpengine::task<> {
+            // Spawned tasks start before run()'s root: wait (a turn of the
+            // loop at a time) until the root's first step started them all.
+            while (e.stats().sent < n)
+                co_await e.sleep_for(std::chrono::milliseconds(1));
+            out = e.stats().in_flight;
+        }(eng, count, peak));
+        const auto t0 = clock_type::now();
+        std::vector<icmpengine::task<ping_result>> pings;
+        pings.reserve(count);
+        for (std::uint64_t i = 0; i < count; ++i)
+            pings.push_back(eng.ping(list[i], timeouts[i]));
+        tally t;
+        for (const ping_result& r : eng.run(icmpengine::when_all(std::move(pings))))
+            t.add(r);
+        print_result(ms_since(t0), count, t, eng.stats(), peak);
+        return 0;
+    }
+    if (shape != "frame-free")
+        throw std::invalid_argument("--shape " + shape + ": frame-free or coroutines");
     // Results go to a sink that keeps nothing per target: the fan-out
     // machine under ping_all (lib/fanout_core.hpp) without ping_all's
     // results array, so that what stays per ping is the engine's state.
