@@ -2,7 +2,9 @@
 // System tests of icmpengine::engine: how pings end when their owners go.
 // stop() and the destructor end every ping exactly once as cancelled (also
 // when called again from inside stop()); forget() detaches a handler; a ping
-// coroutine destroyed in any state of its ping leaves nothing behind.
+// coroutine destroyed in any state of its ping leaves nothing behind;
+// engine::ping's frames (from a pool of the engine's, lib/frame_pool.hpp)
+// reused round after round and outliving the engine with their tasks.
 // support/system_main.cpp has moved this process into a private network
 // namespace: every packet here goes to loopback.
 #include <catch2/catch.hpp>
@@ -18,6 +20,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <utility>
 #include <vector>
 
 using namespace std::chrono_literals;
@@ -313,5 +316,100 @@ TEST_CASE("a ping coroutine destroyed in any state of its ping leaves nothing be
         CHECK(s.sent == 2);
         CHECK(s.timeouts == 2);
         require_balanced(s);
+    }
+}
+
+TEST_CASE("engine::ping frames: rounds of when_all on one engine, tasks outliving the engine",
+          "[engine][when_all][frames]") {
+    using icmpengine::detail::task_access;
+    // Distinct targets: a reply credited to the wrong ping shows in `from`.
+    auto targets = [](std::uint32_t n, std::uint32_t first) {
+        std::vector<ip_address> t;
+        for (std::uint32_t i = 0; i < n; ++i)
+            t.push_back(loopback_v4(first + i));
+        return t;
+    };
+    auto round = [](engine& e, std::vector<ip_address> to) -> task<std::vector<ping_result>> {
+        std::vector<task<ping_result>> pings;
+        for (const ip_address& a : to)
+            pings.push_back(e.ping(a, 10s));
+        co_return co_await icmpengine::when_all(std::move(pings));
+    };
+    auto check_round = [](const std::vector<ping_result>& results,
+                          const std::vector<ip_address>& to) {
+        REQUIRE(results.size() == to.size());
+        std::size_t right = 0;
+        for (std::size_t i = 0; i < to.size(); ++i)
+            if (results[i].status == ping_status::reply && results[i].from == to[i])
+                ++right;
+        CHECK(right == to.size());
+    };
+
+    SECTION("1,000 pings, then more rounds on the same engine: all answered, in input order") {
+        engine eng;
+        std::uint64_t pings = 0;
+        // 1,000; again (the pool was trimmed to its first chunk and is
+        // reused); 5,000 (it grows again); 10 with IPv6 in between.
+        for (const auto& [n, first] : std::vector<std::pair<std::uint32_t, std::uint32_t>>{
+                 {1000, 0}, {1000, 1000}, {5000, 2000}, {10, 0}}) {
+            INFO("round of " << n);
+            std::vector<ip_address> to = targets(n, first);
+            if (n == 10)
+                for (std::size_t i = 0; i < to.size(); i += 2)
+                    to[i] = addr("::1");
+            check_round(eng.run(round(eng, to)), to);
+            pings += n;
+            const engine_stats s = eng.stats();
+            CHECK(s.replies == pings);
+            CHECK(s.in_flight == 0);
+            require_balanced(s);
+        }
+    }
+    SECTION("tasks never started, destroyed after the engine") {
+        std::vector<task<ping_result>> never_run;
+        {
+            engine eng;
+            for (std::uint32_t i = 0; i < 3000; ++i) // more than one chunk of frames
+                never_run.push_back(eng.ping(loopback_v4(i), 1s));
+            // A round meanwhile: its frames come and go around the waiting ones.
+            check_round(eng.run(round(eng, targets(100, 0))), targets(100, 0));
+        }
+        for (const auto& t : never_run)
+            CHECK_FALSE(t.is_ready());
+        never_run
+            .clear(); // the last frames: the pool goes with them (ASan: no leak, no use after free)
+    }
+    SECTION("tasks the engine's destruction ended, destroyed after it") {
+        std::vector<task<ping_result>> started;
+        std::optional<task<std::vector<ping_result>>> all;
+        {
+            engine eng({.fake_drop_probability = 1.0}); // nothing answers
+            auto scenario = [&](engine& e) -> task<void> {
+                for (std::uint32_t i = 0; i < 50; ++i) {
+                    started.push_back(e.ping(loopback_v4(i), 1h));
+                    task_access::handle(started.back()).resume();
+                }
+                std::vector<task<ping_result>> group;
+                for (std::uint32_t i = 0; i < 2000; ++i)
+                    group.push_back(e.ping(loopback_v4(i), 1h));
+                all.emplace(icmpengine::when_all(std::move(group)));
+                task_access::handle(*all).resume(); // started by hand, not awaited
+                co_await e.sleep_for(1ms);
+                CHECK(e.stats().in_flight == 2050);
+            };
+            eng.run(scenario(eng));
+            REQUIRE_FALSE(all->is_ready());
+        } // every ping cancelled; the when_all finished inside the destructor
+        for (auto& t : started) {
+            REQUIRE(t.is_ready());
+            CHECK(task_access::take_result(t).status == ping_status::cancelled);
+        }
+        REQUIRE(all->is_ready());
+        const std::vector<ping_result> results = task_access::take_result(*all);
+        REQUIRE(results.size() == 2000);
+        CHECK(std::all_of(results.begin(), results.end(),
+                          [](const ping_result& r) { return r.status == ping_status::cancelled; }));
+        all.reset();     // its frames were freed when it finished: to the released pool
+        started.clear(); // the last frames: the pool goes with them
     }
 }
