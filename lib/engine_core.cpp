@@ -115,7 +115,6 @@ engine_core::engine_core(engine& owner, engine_config config)
 engine_core::~engine_core() {
     stop();
     teardown();
-    frame_pool::release(m_frames);
 }
 
 void engine_core::log(log_component c, log_level l, std::string_view message) const {

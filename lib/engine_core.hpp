@@ -97,30 +97,41 @@ struct ping_request {
 
 inline constexpr std::uint32_t queued_slot = 0xfffffffeu;
 
-/// The awaiting side of one ping: lives in the ping coroutine's frame. It is
-/// the ping's handler; its result is delivered like any other handler's
-/// and resumes the coroutine.
+/// The awaiting side of one ping: lives in the ping coroutine's frame (as
+/// does the request it refers to). It is the ping's handler; its result is
+/// delivered like any other handler's, written straight into the
+/// coroutine's promise (no copy in the frame), and resumes the coroutine.
 struct ping_op final : ping_handler {
+    using promise_type = task<ping_result>::promise_type;
+
     engine_core* m_core = nullptr;
-    ping_request m_request;
+    ping_request& m_request;
     /// The slot while in flight and until the result is delivered;
     /// queued_slot while waiting for one; no_slot before and after.
     std::uint32_t m_slot = no_slot;
     bool m_done = false;
-    std::coroutine_handle<> m_waiter;
-    ping_result m_result;
+    std::coroutine_handle<promise_type> m_waiter;
 
-    ping_op(engine_core& core, ip_address target, std::int64_t timeout_ns,
-            std::uint32_t payload_size) noexcept
-        : m_core(&core), m_request{target, timeout_ns, payload_size, this, 0, &m_slot} {}
+    /// Makes `request` (which must outlive this op) name this op as its
+    /// handler and slot.
+    ping_op(engine_core& core, ping_request& request) noexcept : m_core(&core), m_request(request) {
+        request.handler = this;
+        request.cookie = 0;
+        request.slot_out = &m_slot;
+    }
     ping_op(const ping_op&) = delete;
     ping_op& operator=(const ping_op&) = delete;
     ~ping_op();
 
     bool await_ready() const noexcept { return false; }
-    bool await_suspend(std::coroutine_handle<> h);
-    ping_result await_resume() noexcept { return m_result; }
+    bool await_suspend(std::coroutine_handle<promise_type> h);
+    void await_resume() const noexcept {}
     void on_ping_result(std::uint64_t cookie, const ping_result& result) override;
+    /// Ends the op with `result`, in the awaiting coroutine's promise.
+    void set_result(const ping_result& result) noexcept {
+        m_waiter.promise().m_result.template emplace<1>(result);
+        m_done = true;
+    }
 };
 
 /// The awaiting side of engine::sleep_until: lives in the sleeping
@@ -235,8 +246,7 @@ class engine_core {
     // engine_send.cpp: starting pings, for ping_op and engine::start_ping.
     task<ping_result> ping(ip_address to, std::chrono::nanoseconds timeout, ping_options options);
     /// The coroutine behind ping(): its frame comes from `frames`.
-    static task<ping_result> ping_in(frame_pool& frames, engine_core& core, ip_address to,
-                                     std::int64_t timeout_ns, std::uint32_t payload_size);
+    static task<ping_result> ping_in(frame_pool& frames, engine_core& core, ping_request request);
     bool start(ping_op& op);
     ping_ticket start(const ping_request& request);
     bool cancel(const ping_ticket& ticket);
@@ -364,9 +374,9 @@ class engine_core {
     std::uint32_t m_sends_in_kernel = 0;
     send_buffer_pool m_send_buffers;
     std::deque<ping_request> m_waiting; ///< in order, beyond max_in_flight
-    /// ping()'s coroutine frames; released (not deleted) by the destructor,
-    /// since tasks may outlive the engine.
-    frame_pool* m_frames = new frame_pool;
+    /// ping()'s coroutine frames; released, not deleted, with the engine,
+    /// since tasks may outlive it.
+    std::unique_ptr<frame_pool, frame_pool_release> m_frames{new frame_pool};
     std::vector<delivery, huge_page_allocator<delivery>> m_deliveries;
     std::vector<delivery, huge_page_allocator<delivery>>
         m_delivering; ///< the batch being delivered

@@ -78,14 +78,13 @@ ping_op::~ping_op() {
         m_core->abandon(*this);
 }
 
-bool ping_op::await_suspend(std::coroutine_handle<> h) {
+bool ping_op::await_suspend(std::coroutine_handle<promise_type> h) {
     m_waiter = h;
     return m_core->start(*this);
 }
 
 void ping_op::on_ping_result(std::uint64_t /*cookie*/, const ping_result& result) {
-    m_result = result;
-    m_done = true;
+    set_result(result);
     m_slot = no_slot;
     // Resumed here, not queued: between a delivery and a later resumption
     // the task could be destroyed, leaving a handle to a freed frame.
@@ -94,14 +93,17 @@ void ping_op::on_ping_result(std::uint64_t /*cookie*/, const ping_result& result
 
 task<ping_result> engine_core::ping(ip_address to, std::chrono::nanoseconds timeout,
                                     ping_options options) {
-    return ping_in(*m_frames, *this, to, timeout.count(), options.payload_size);
+    return ping_in(*m_frames, *this, ping_request{to, timeout.count(), options.payload_size});
 }
 
 task<ping_result> engine_core::ping_in(frame_pool& /*frames: the frame's allocator*/,
-                                       engine_core& core, ip_address to, std::int64_t timeout_ns,
-                                       std::uint32_t payload_size) {
-    ping_op op(core, to, timeout_ns, payload_size);
-    co_return co_await op;
+                                       engine_core& core, ping_request request) {
+    // The frame holds the request, the op and the promise, and nothing
+    // else that lives across the suspension: the result goes straight
+    // into the promise (bench/README.md, issue 13).
+    ping_op op(core, request);
+    co_await op;
+    co_return detail::result_in_place{};
 }
 
 // ------------------------------------------------------------- starting
@@ -128,8 +130,7 @@ std::optional<ping_result> engine_core::refusal(const ip_address& target) {
 
 bool engine_core::start(ping_op& op) {
     if (std::optional<ping_result> r = refusal(op.m_request.target)) {
-        op.m_result = *r;
-        op.m_done = true;
+        op.set_result(*r);
         return false; // do not suspend: the result is ready
     }
     work_queued_outside();

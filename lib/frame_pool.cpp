@@ -108,7 +108,7 @@ void* frame_pool::allocate(std::size_t size) {
 
 void frame_pool::deallocate(void* block, std::size_t size) noexcept {
     if (round_up(size, alignof(std::max_align_t)) != m_block || m_block > first_chunk) {
-        ::operator delete(block, size);
+        ::operator delete(block);
     } else {
         auto* b = ::new (block) free_block{m_free};
         m_free = b;
@@ -161,7 +161,7 @@ void free_frame(void* frame, std::size_t size) noexcept {
     if (header->pool != nullptr)
         header->pool->deallocate(header, size + sizeof(frame_header));
     else
-        ::operator delete(header, size + sizeof(frame_header));
+        ::operator delete(header);
 }
 
 } // namespace icmpengine::detail

@@ -68,4 +68,9 @@ class frame_pool {
     bool m_released = false;
 };
 
+/// For an owning std::unique_ptr<frame_pool, frame_pool_release>.
+struct frame_pool_release {
+    void operator()(frame_pool* pool) const noexcept { frame_pool::release(pool); }
+};
+
 } // namespace icmpengine::detail

@@ -44,7 +44,7 @@ struct huge_page_allocator {
     void deallocate(T* p, std::size_t n) noexcept {
         const std::size_t bytes = n * sizeof(T);
         if (bytes < huge_page_size)
-            ::operator delete(p, bytes);
+            ::operator delete(p);
         else
             unmap_huge(reinterpret_cast<std::byte*>(p), rounded(bytes));
     }

@@ -50,9 +50,14 @@ struct promise_base : frame_allocation {
     task_group* m_group = nullptr;
 };
 
+/// `co_return result_in_place{}`: the coroutine has already put its result
+/// into its promise (engine::ping's, whose awaiter writes it there).
+struct result_in_place {};
+
 template <typename T>
 struct task_promise final : promise_base {
     task<T> get_return_object() noexcept;
+    void return_value(result_in_place) const noexcept {}
     template <typename U>
     requires std::is_convertible_v<U&&, T>
     void return_value(U&& value) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
