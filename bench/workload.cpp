@@ -184,7 +184,7 @@ int run_fleet(const arguments& a) {
     const icmpengine::ping_all_options options{
         .timeout = std::chrono::milliseconds(a.number("timeout-ms", 1000)), .window = window};
     const auto engines = static_cast<unsigned>(a.number("engines", 1));
-    std::vector<ping_result> results(list.size());
+    std::vector<ping_result> results;
     tally t;
     double ping_ms = 0;
     engine_stats stats;
@@ -214,6 +214,7 @@ int run_fleet(const arguments& a) {
     } else if (shape != "ping_all") {
         throw std::invalid_argument("--shape " + shape + ": ping_all or when_all");
     } else if (engines == 1) {
+        results.resize(list.size());
         engine eng(config_from(a, window));
         if (const std::error_code ec = eng.open(first.family()))
             throw std::runtime_error("opening the ICMP socket: " + ec.message());
@@ -222,6 +223,7 @@ int run_fleet(const arguments& a) {
         ping_ms = ms_since(t0);
         stats = eng.stats();
     } else {
+        results.resize(list.size());
         icmpengine::engine_pool pool(
             {.engines = engines, .engine = config_from(a, window), .pin_threads = a.flag("pin")});
         if (const std::error_code ec = pool.open(first.family()))

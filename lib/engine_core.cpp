@@ -115,6 +115,12 @@ engine_core::engine_core(engine& owner, engine_config config)
 engine_core::~engine_core() {
     stop();
     teardown();
+    // stop() resumed every ended ping's coroutine; should one still be
+    // queued, its frame must not call back into this engine when destroyed.
+    for (auto* v : {&m_resumes, &m_resuming})
+        for (ping_op* op : *v)
+            if (op != nullptr)
+                op->m_resume_queued = false;
 }
 
 void engine_core::log(log_component c, log_level l, std::string_view message) const {

@@ -93,6 +93,9 @@ struct ping_request {
     /// Where the engine notes the ping's slot, or queued_slot while it waits
     /// (ping_op's, so that an abandoned op can be found); may be null.
     std::uint32_t* slot_out = nullptr;
+    /// The handler is a ping_op: its result is written into its coroutine's
+    /// promise as the ping ends, and only the resumption waits for delivery.
+    bool awaiter = false;
 };
 
 inline constexpr std::uint32_t queued_slot = 0xfffffffeu;
@@ -110,6 +113,7 @@ struct ping_op final : ping_handler {
     /// queued_slot while waiting for one; no_slot before and after.
     std::uint32_t m_slot = no_slot;
     bool m_done = false;
+    bool m_resume_queued = false; ///< ended, its resumption in the engine's queue
     std::coroutine_handle<promise_type> m_waiter;
 
     /// Makes `request` (which must outlive this op) name this op as its
@@ -118,6 +122,7 @@ struct ping_op final : ping_handler {
         request.handler = this;
         request.cookie = 0;
         request.slot_out = &m_slot;
+        request.awaiter = true;
     }
     ping_op(const ping_op&) = delete;
     ping_op& operator=(const ping_op&) = delete;
@@ -251,6 +256,9 @@ class engine_core {
     ping_ticket start(const ping_request& request);
     bool cancel(const ping_ticket& ticket);
     void abandon(ping_op& op) noexcept;
+    /// A ping_op whose resumption is queued is going away (its frame was
+    /// destroyed): forget it.
+    void drop_resume(const ping_op& op) noexcept;
     void forget(const ping_handler& handler) noexcept;
 
     // engine_expiry.cpp: sleeps, for sleep_op (engine::sleep_until).
@@ -288,7 +296,10 @@ class engine_core {
     void run_ready();
     void harvest(bool opportunistic = false);
     void handle(const completion& c, std::int64_t realtime_offset);
-    void deliver(ping_handler* handler, std::uint64_t cookie, const ping_result& result);
+    void deliver(ping_handler* handler, std::uint64_t cookie, const ping_result& result,
+                 bool awaiter = false);
+    bool deliveries_pending() const noexcept { return !m_deliveries.empty() || !m_resumes.empty(); }
+
     void deliver_results();
     void drop_deliveries(const ping_handler& handler) noexcept;
     void cancel_all();
@@ -380,6 +391,10 @@ class engine_core {
     std::vector<delivery, huge_page_allocator<delivery>> m_deliveries;
     std::vector<delivery, huge_page_allocator<delivery>>
         m_delivering; ///< the batch being delivered
+    /// Ended pings of ping() coroutines, their results already in their
+    /// promises: 8 bytes each where a delivery holds the result (issue 13).
+    std::vector<ping_op*> m_resumes;
+    std::vector<ping_op*> m_resuming; ///< the batch being resumed
 
     // The one timer.
     __kernel_timespec m_timer_ts{};

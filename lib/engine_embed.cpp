@@ -87,10 +87,10 @@ bool engine_core::poll() {
         run_ready();
         sweep_spawned();
         turn(false);
-        if (m_ready.empty() && m_deliveries.empty() && !m_remote_ready)
+        if (m_ready.empty() && !deliveries_pending() && !m_remote_ready)
             break;
     }
-    if (!m_ready.empty() || !m_deliveries.empty() || m_remote_ready)
+    if (!m_ready.empty() || deliveries_pending() || m_remote_ready)
         signal_notify();
     if (m_spawn_exception)
         std::rethrow_exception(std::exchange(m_spawn_exception, nullptr));

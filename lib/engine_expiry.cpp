@@ -204,7 +204,7 @@ void engine_core::end(std::uint32_t index, ping_status status, ping_result resul
         result.status = status;
         if (status == ping_status::timeout || status == ping_status::cancelled)
             result.rtt = std::chrono::nanoseconds(0);
-        deliver(std::exchange(s.handler, nullptr), s.cookie, result);
+        deliver(std::exchange(s.handler, nullptr), s.cookie, result, s.awaiter);
     }
     // The kernel may still read the request's buffer until its send CQE: the
     // slot waits for it before it is reused. (The buffer is the engine's, so

@@ -92,7 +92,7 @@ void engine_core::drive(std::coroutine_handle<> root) {
 bool engine_core::has_pending_work() const noexcept {
     // Armed for remote work, the engine may be woken from another thread.
     return m_stats.in_flight > 0 || m_sends_in_kernel > 0 || !m_pending_sends.empty() ||
-           !m_waiting.empty() || !m_ready.empty() || !m_deliveries.empty() ||
+           !m_waiting.empty() || !m_ready.empty() || deliveries_pending() ||
            !m_sleep_heap.empty() || (m_wake_armed && !m_stopping);
 }
 
@@ -120,7 +120,7 @@ void engine_core::turn(bool may_block) {
     // Never blocks with remote work announced: its wake-up was consumed (the
     // eventfd stays signalled, so the multishot poll will not fire again
     // until the queue is taken).
-    const bool block = may_block && m_ready.empty() && m_deliveries.empty() && !m_remote_ready &&
+    const bool block = may_block && m_ready.empty() && !deliveries_pending() && !m_remote_ready &&
                        (m_stats.in_flight > 0 || m_sends_in_kernel > 0 || !m_sleep_heap.empty() ||
                         (m_wake_armed && !m_stopping));
     submit(block);
@@ -199,14 +199,24 @@ void engine_core::handle(const completion& c, std::int64_t realtime_offset) {
     ICMPENGINE_LOG(ring, error, "unknown completion user_data {:#x} res {}", c.user_data, c.res);
 }
 
-void engine_core::deliver(ping_handler* handler, std::uint64_t cookie, const ping_result& result) {
+void engine_core::deliver(ping_handler* handler, std::uint64_t cookie, const ping_result& result,
+                          bool awaiter) {
+    if (awaiter) {
+        auto* op = static_cast<ping_op*>(handler);
+        op->set_result(result);
+        op->m_slot = no_slot;
+        op->m_resume_queued = true;
+        m_resumes.push_back(op);
+        return;
+    }
     m_deliveries.push_back({handler, cookie, result});
 }
 
 void engine_core::deliver_results() {
     // Handlers may start pings, and so end others (a full SQ is flushed and
-    // reaped at once): those go to m_deliveries while this batch is out.
-    while (!m_deliveries.empty()) {
+    // reaped at once): those go to m_deliveries / m_resumes while this
+    // batch is out.
+    while (deliveries_pending()) {
         std::swap(m_deliveries, m_delivering);
         for (std::size_t i = 0; i < m_delivering.size(); ++i) {
             const delivery& d = m_delivering[i];
@@ -219,7 +229,25 @@ void engine_core::deliver_results() {
             }
         }
         m_delivering.clear();
+        std::swap(m_resumes, m_resuming);
+        for (std::size_t i = 0; i < m_resuming.size(); ++i) {
+            ping_op* op = m_resuming[i];
+            if (op == nullptr)
+                continue; // its frame was destroyed meanwhile
+            op->m_resume_queued = false;
+            // Resumed here, not queued: between a delivery and a later
+            // resumption the task could be destroyed.
+            op->m_waiter.resume();
+        }
+        m_resuming.clear();
     }
+}
+
+void engine_core::drop_resume(const ping_op& op) noexcept {
+    for (auto* v : {&m_resumes, &m_resuming})
+        for (ping_op*& p : *v)
+            if (p == &op)
+                p = nullptr;
 }
 
 void engine_core::drop_deliveries(const ping_handler& handler) noexcept {
@@ -264,7 +292,7 @@ void engine_core::cancel_all() {
         r.from = request.target;
         r.status = ping_status::cancelled;
         r.error = make_error_code(errc::stopped);
-        deliver(request.handler, request.cookie, r);
+        deliver(request.handler, request.cookie, r, request.awaiter);
     }
     for (std::uint32_t i = 0; i < m_slots.size(); ++i)
         if (m_slots[i].state == slot_state::in_flight) {
@@ -294,7 +322,7 @@ void engine_core::stop() {
         run_ready();
         cancel_all();
         sweep_spawned();
-        if (m_ready.empty() && m_deliveries.empty() && m_sends_in_kernel == 0)
+        if (m_ready.empty() && !deliveries_pending() && m_sends_in_kernel == 0)
             break;
         if (m_ring.ready())
             turn(true);

@@ -74,7 +74,9 @@ constexpr std::uint8_t max_stale_attempts = 100;
 // ---------------------------------------------------------------- ping_op
 
 ping_op::~ping_op() {
-    if (!m_done && m_core != nullptr && m_slot != no_slot)
+    if (m_resume_queued)
+        m_core->drop_resume(*this);
+    else if (!m_done && m_core != nullptr && m_slot != no_slot)
         m_core->abandon(*this);
 }
 
@@ -245,6 +247,7 @@ void engine_core::launch(const ping_request& request, bool front) {
         m_heap.reserve(std::max<std::size_t>(2 * std::size_t{index}, 8192));
     slot& s = m_slots.begin_use(index, request.target, request.payload_size, has_token);
     s.handler = request.handler;
+    s.awaiter = request.awaiter;
     s.cookie = request.cookie;
     if (request.slot_out != nullptr)
         *request.slot_out = index;

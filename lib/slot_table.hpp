@@ -48,6 +48,7 @@ struct slot {
     bool send_pending = false;
     bool has_token = false;
     bool fake_dropped = false; ///< by engine_config::fake_drop_probability
+    bool awaiter = false;      ///< the handler is a ping_op (ping_request::awaiter)
     std::uint8_t send_attempts = 0;
     std::uint8_t address_length = 0; ///< of the sockaddr in send_buffer
 };
