@@ -323,6 +323,48 @@ TEST_CASE("when_all passes move-only results through", "[when_all]") {
     }
 }
 
+TEST_CASE("when_all of a result type without a default constructor", "[when_all]") {
+    // Such results cannot go into an array as each task ends
+    // (detail::group_takes_results): they wait in the tasks' frames.
+    struct named {
+        explicit named(int v) : value(v) {}
+        int value;
+    };
+    static_assert(!icmpengine::detail::group_takes_results<named>);
+    static_assert(icmpengine::detail::group_takes_results<int>);
+    manual_event gate;
+    auto make = [](manual_event& g, int value) -> task<named> {
+        if (value % 2 == 0)
+            co_await g;
+        if (value == 5)
+            throw std::runtime_error("five");
+        co_return named(value);
+    };
+    SECTION("all succeed, in input order, suspended or not") {
+        std::vector<task<named>> tasks;
+        for (int i = 0; i < 4; ++i)
+            tasks.push_back(make(gate, i));
+        auto all = when_all(std::move(tasks));
+        task_access::handle(all).resume();
+        CHECK_FALSE(all.is_ready()); // tasks 0 and 2 wait for the gate
+        gate.set();
+        REQUIRE(all.is_ready());
+        const std::vector<named> results = task_access::take_result(all);
+        REQUIRE(results.size() == 4);
+        for (int i = 0; i < 4; ++i)
+            CHECK(results[static_cast<std::size_t>(i)].value == i);
+    }
+    SECTION("a failure is rethrown") {
+        std::vector<task<named>> tasks;
+        for (int i = 0; i < 7; ++i)
+            tasks.push_back(make(gate, i));
+        auto all = when_all(std::move(tasks));
+        task_access::handle(all).resume();
+        gate.set();
+        CHECK(exception_message(all) == "five");
+    }
+}
+
 TEST_CASE("when_all nests inside an awaiting coroutine", "[when_all]") {
     manual_event event;
     std::vector<int> finished;

@@ -5,6 +5,7 @@
 #include <icmpengine/detail/frame_pool.hpp>
 
 #include <coroutine>
+#include <cstddef>
 #include <exception>
 #include <type_traits>
 #include <utility>
@@ -18,14 +19,26 @@ class task;
 namespace detail {
 
 /// Tasks started together without an awaiter each (when_all): each one, as
-/// it ends, counts the group down, and the last resumes the group's waiter.
-/// The results stay in the tasks' frames until the waiter takes them.
+/// it ends, hands its result to the group's array (if the group has one)
+/// or notes its failure, and counts the group down; the last resumes the
+/// group's waiter. Exceptions stay in the failed tasks' promises.
 struct task_group {
+    static constexpr std::size_t none = static_cast<std::size_t>(-1);
+
     std::size_t m_remaining = 0;
     std::coroutine_handle<> m_waiter;
+    /// A T[] indexed like the tasks, assigned as each ends while its frame
+    /// is still in cache; null: the results stay in the promises.
+    void* m_results = nullptr;
+    /// The lowest index of a task that ended with an exception.
+    std::size_t m_first_failure = none;
 
     std::coroutine_handle<> task_finished() noexcept {
         return --m_remaining == 0 ? m_waiter : std::noop_coroutine();
+    }
+    void task_failed(std::size_t index) noexcept {
+        if (index < m_first_failure)
+            m_first_failure = index;
     }
 };
 
@@ -36,8 +49,11 @@ struct final_awaiter {
     bool await_ready() const noexcept { return false; }
     template <typename Promise>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) noexcept {
-        auto& p = h.promise(); // a promise_base
-        return p.m_group != nullptr ? p.m_group->task_finished() : p.m_continuation;
+        Promise& p = h.promise();
+        if (p.m_group == nullptr)
+            return p.m_continuation;
+        p.hand_to_group();
+        return p.m_group->task_finished();
     }
     void await_resume() const noexcept {}
 };
@@ -48,7 +64,15 @@ struct promise_base : frame_allocation {
 
     std::coroutine_handle<> m_continuation = std::noop_coroutine();
     task_group* m_group = nullptr;
+    std::size_t m_index = 0; ///< in m_group
 };
+
+/// Whether a group can take results of type T into an array as the tasks
+/// end (task_group::m_results): T[] must be creatable up front, and
+/// assigning into it must not throw.
+template <typename T>
+inline constexpr bool group_takes_results =
+    std::is_default_constructible_v<T>&& std::is_nothrow_move_assignable_v<T>;
 
 /// `co_return result_in_place{}`: the coroutine has already put its result
 /// into its promise (engine::ping's, whose awaiter writes it there).
@@ -66,6 +90,14 @@ struct task_promise final : promise_base {
     void unhandled_exception() noexcept { m_result.template emplace<2>(std::current_exception()); }
 
     bool failed() const noexcept { return m_result.index() == 2; }
+    void hand_to_group() noexcept {
+        if (m_result.index() == 2) {
+            m_group->task_failed(m_index);
+        } else if constexpr (group_takes_results<T>) {
+            if (m_group->m_results != nullptr && m_result.index() == 1)
+                static_cast<T*>(m_group->m_results)[m_index] = std::move(std::get<1>(m_result));
+        }
+    }
     T take_result() {
         if (m_result.index() == 2)
             std::rethrow_exception(std::get<2>(m_result));
@@ -81,6 +113,10 @@ struct task_promise<void> final : promise_base {
     void return_void() const noexcept {}
     void unhandled_exception() noexcept { m_exception = std::current_exception(); }
     bool failed() const noexcept { return static_cast<bool>(m_exception); }
+    void hand_to_group() const noexcept {
+        if (m_exception)
+            m_group->task_failed(m_index);
+    }
     void take_result() const {
         if (m_exception)
             std::rethrow_exception(m_exception);
@@ -178,11 +214,13 @@ struct task_access {
     static bool failed(const task<T>& t) noexcept {
         return t.m_handle.promise().failed();
     }
-    /// Starts `t` as a member of `group`: when it ends, it counts the group
-    /// down instead of resuming an awaiter. Precondition: t.valid().
+    /// Starts `t` as member `index` of `group`: when it ends, it hands its
+    /// result to the group and counts it down instead of resuming an
+    /// awaiter. Precondition: t.valid().
     template <typename T>
-    static void start_in_group(task<T>& t, task_group& group) noexcept {
+    static void start_in_group(task<T>& t, task_group& group, std::size_t index) noexcept {
         t.m_handle.promise().m_group = &group;
+        t.m_handle.promise().m_index = index;
         t.m_handle.resume();
     }
 };
