@@ -32,6 +32,10 @@ struct task_group {
     void* m_results = nullptr;
     /// The lowest index of a task that ended with an exception.
     std::size_t m_first_failure = none;
+    /// The task<T>[] the tasks are in, indexed alike: a task whose result
+    /// went to m_results is destroyed as it ends, while its frame is still
+    /// in cache, and its element left empty. Null: the owner destroys them.
+    void* m_tasks = nullptr;
 
     std::coroutine_handle<> task_finished() noexcept {
         return --m_remaining == 0 ? m_waiter : std::noop_coroutine();
@@ -52,8 +56,10 @@ struct final_awaiter {
         Promise& p = h.promise();
         if (p.m_group == nullptr)
             return p.m_continuation;
-        p.hand_to_group();
-        return p.m_group->task_finished();
+        task_group& group = *p.m_group;
+        if (p.hand_to_group())
+            h.destroy(); // nothing of the frame is touched after this
+        return group.task_finished();
     }
     void await_resume() const noexcept {}
 };
@@ -90,14 +96,9 @@ struct task_promise final : promise_base {
     void unhandled_exception() noexcept { m_result.template emplace<2>(std::current_exception()); }
 
     bool failed() const noexcept { return m_result.index() == 2; }
-    void hand_to_group() noexcept {
-        if (m_result.index() == 2) {
-            m_group->task_failed(m_index);
-        } else if constexpr (group_takes_results<T>) {
-            if (m_group->m_results != nullptr && m_result.index() == 1)
-                static_cast<T*>(m_group->m_results)[m_index] = std::move(std::get<1>(m_result));
-        }
-    }
+    /// Returns true if the frame is to be destroyed now: its result was
+    /// taken and its task object emptied.
+    bool hand_to_group() noexcept;
     T take_result() {
         if (m_result.index() == 2)
             std::rethrow_exception(std::get<2>(m_result));
@@ -113,10 +114,7 @@ struct task_promise<void> final : promise_base {
     void return_void() const noexcept {}
     void unhandled_exception() noexcept { m_exception = std::current_exception(); }
     bool failed() const noexcept { return static_cast<bool>(m_exception); }
-    void hand_to_group() const noexcept {
-        if (m_exception)
-            m_group->task_failed(m_index);
-    }
+    bool hand_to_group() noexcept;
     void take_result() const {
         if (m_exception)
             std::rethrow_exception(m_exception);
@@ -214,6 +212,11 @@ struct task_access {
     static bool failed(const task<T>& t) noexcept {
         return t.m_handle.promise().failed();
     }
+    /// Empties `t` without destroying its frame (its promise's owner does).
+    template <typename T>
+    static bool release(task<T>& t) noexcept {
+        return static_cast<bool>(std::exchange(t.m_handle, {}));
+    }
     /// Starts `t` as member `index` of `group`: when it ends, it hands its
     /// result to the group and counts it down instead of resuming an
     /// awaiter. Precondition: t.valid().
@@ -224,6 +227,31 @@ struct task_access {
         t.m_handle.resume();
     }
 };
+
+template <typename T>
+bool task_promise<T>::hand_to_group() noexcept {
+    if (m_result.index() == 2) {
+        m_group->task_failed(m_index);
+        return false;
+    }
+    if constexpr (group_takes_results<T>) {
+        if (m_group->m_results != nullptr && m_result.index() == 1) {
+            static_cast<T*>(m_group->m_results)[m_index] = std::move(std::get<1>(m_result));
+            return m_group->m_tasks != nullptr &&
+                   task_access::release(static_cast<task<T>*>(m_group->m_tasks)[m_index]);
+        }
+    }
+    return false;
+}
+
+inline bool task_promise<void>::hand_to_group() noexcept {
+    if (m_exception) {
+        m_group->task_failed(m_index);
+        return false;
+    }
+    return m_group->m_tasks != nullptr &&
+           task_access::release(static_cast<task<void>*>(m_group->m_tasks)[m_index]);
+}
 
 } // namespace detail
 } // namespace icmpengine

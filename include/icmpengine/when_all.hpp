@@ -55,8 +55,9 @@ void rethrow_first_failure(std::vector<task<T>>& tasks, const task_group& group)
 /// Every task runs to completion even if some throw; then the exception of
 /// the lowest-indexed failing task is rethrown. No coroutine per task
 /// besides the task itself: each result is moved into the returned vector
-/// as its task ends (for a T that is default-constructible and nothrow
-/// move-assignable; any other T waits in its task's frame until all end).
+/// and the task's frame freed as the task ends (for a T that is
+/// default-constructible and nothrow move-assignable; any other T waits in
+/// its task's frame until all have ended).
 ///
 ///     std::vector<icmpengine::task<icmpengine::ping_result>> pings;
 ///     for (auto& a : targets) pings.push_back(engine.ping(a, 1s));
@@ -68,6 +69,7 @@ task<std::vector<T>> when_all(std::vector<task<T>> tasks) {
     if constexpr (detail::group_takes_results<T>) {
         results.resize(tasks.size());
         group.m_results = results.data();
+        group.m_tasks = tasks.data();
     }
     co_await detail::when_all_start<T>{tasks, group};
     detail::rethrow_first_failure(tasks, group);
@@ -83,6 +85,7 @@ task<std::vector<T>> when_all(std::vector<task<T>> tasks) {
 /// As above, for tasks without a result.
 inline task<void> when_all(std::vector<task<void>> tasks) {
     detail::task_group group;
+    group.m_tasks = tasks.data();
     co_await detail::when_all_start<void>{tasks, group};
     detail::rethrow_first_failure(tasks, group);
     tasks.clear();
