@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "huge_pages.hpp"
 
+#include <icmpengine/detail/frame_pool.hpp>
+
 #include <cstdint>
 #include <sys/mman.h>
 
@@ -28,6 +30,14 @@ std::byte* map_huge(std::size_t size) {
 
 void unmap_huge(std::byte* p, std::size_t size) noexcept {
     ::munmap(p, size);
+}
+
+void advise_huge_pages(void* p, std::size_t size) noexcept {
+    const auto begin = reinterpret_cast<std::uintptr_t>(p);
+    const std::uintptr_t first = (begin + huge_page_size - 1) / huge_page_size * huge_page_size;
+    const std::uintptr_t last = (begin + size) / huge_page_size * huge_page_size;
+    if (last > first)
+        (void)::madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
 }
 
 } // namespace icmpengine::detail

@@ -20,6 +20,12 @@ ICMPENGINE_API void* allocate_frame(std::size_t size);
 ICMPENGINE_API void* allocate_frame(frame_pool& pool, std::size_t size);
 ICMPENGINE_API void free_frame(void* frame, std::size_t size) noexcept;
 
+/// Asks the kernel to back the huge-page-aligned part of [p, p + size) with
+/// transparent huge pages at its first touch (madvise(MADV_HUGEPAGE); a
+/// hint, ignored where THP is off). For large arrays about to be filled,
+/// such as when_all's results: one page fault per 2 MiB instead of 512.
+ICMPENGINE_API void advise_huge_pages(void* p, std::size_t size) noexcept;
+
 /// The promise's allocation functions: a coroutine whose first parameter
 /// (or, for a member function, object) is a frame_pool takes its frame from
 /// that pool; every other from the heap.
