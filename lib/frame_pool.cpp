@@ -2,7 +2,7 @@
 #include "frame_pool.hpp"
 #include "huge_pages.hpp"
 
-#include <icmpengine/detail/frame_pool.hpp>
+#include <icmpengine/detail/allocation.hpp>
 
 #include <algorithm>
 #include <cstddef>

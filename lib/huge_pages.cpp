@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "huge_pages.hpp"
 
-#include <icmpengine/detail/frame_pool.hpp>
+#include <icmpengine/detail/allocation.hpp>
 
 #include <cstdint>
 #include <sys/mman.h>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // Tests for detail::frame_pool (lib/frame_pool.hpp) and the task frame
-// header (include/icmpengine/detail/frame_pool.hpp): blocks of the one size,
+// header (include/icmpengine/detail/allocation.hpp): blocks of the one size,
 // 16-aligned and reused; other sizes from the heap but counted; chunks of
 // 64 KiB doubling to 2 MiB (those 2 MiB-aligned); trimmed back to the first
 // chunk when no block is out; release() with blocks out; allocate_frame and
@@ -15,7 +15,7 @@
 // poisoned.
 #include "frame_pool.hpp"
 
-#include <icmpengine/detail/frame_pool.hpp>
+#include <icmpengine/detail/allocation.hpp>
 #include <icmpengine/task.hpp>
 #include <icmpengine/when_all.hpp>
 

@@ -2,7 +2,7 @@
 // icmpengine::task<T>: a lazy, move-only coroutine result.
 #pragma once
 
-#include <icmpengine/detail/frame_pool.hpp>
+#include <icmpengine/detail/allocation.hpp>
 
 #include <coroutine>
 #include <cstddef>

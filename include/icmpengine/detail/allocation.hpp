@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
-// The allocation of task frames (task.hpp): each starts with a header that
-// says whether it came from the heap or from an engine's frame pool
-// (lib/frame_pool.hpp), which holds engine::ping's frames.
+// Memory for coroutines and their results: task frames (task.hpp), each
+// behind a header that says whether it came from the heap or from an
+// engine's frame pool (lib/frame_pool.hpp, which holds engine::ping's
+// frames), and the huge-page hint for large result arrays (when_all.hpp).
 #pragma once
 
 #include <icmpengine/export.hpp>
