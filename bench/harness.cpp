@@ -580,13 +580,17 @@ void check_targets(const std::vector<row>& rows, const settings& s) {
             true, "x");
     c.check("W1 1 engine: peak RSS", field(w1_one, rss_mb), 16, true, " MB");
     c.check("W1 2 engines: peak RSS", field(w1_two, rss_mb), 16, true, " MB");
-    const auto w5_small = c.find("W5", "icmpengine", "scale small");
-    const auto w5_large = c.find("W5", "icmpengine", "scale large");
-    std::optional<double> per_ping;
-    if (w5_small && w5_large && w5_large->peak_in_flight > w5_small->peak_in_flight)
-        per_ping = (w5_large->rss_kb - w5_small->rss_kb) * 1024 /
-                   static_cast<double>(w5_large->peak_in_flight - w5_small->peak_in_flight);
-    c.check("W5 RSS per ping in flight beyond the base", per_ping, 200, true, " B");
+    // W5: the RSS of the large run beyond the small one, per ping more in flight.
+    auto rss_per_ping = [&](const char* tool) -> std::optional<double> {
+        const auto small = c.find("W5", tool, "scale small");
+        const auto large = c.find("W5", tool, "scale large");
+        if (!small || !large || large->peak_in_flight <= small->peak_in_flight)
+            return std::nullopt;
+        return (large->rss_kb - small->rss_kb) * 1024 /
+               static_cast<double>(large->peak_in_flight - small->peak_in_flight);
+    };
+    c.check("W5 RSS per ping in flight beyond the base", rss_per_ping("icmpengine, 1"), 200, true,
+            " B");
 
     // Issue 13: the idiomatic shape, and all of it against the same run's
     // kernel loop. Time per ping at 250,000 targets against 60,000.
@@ -619,13 +623,7 @@ void check_targets(const std::vector<row>& rows, const settings& s) {
     c.check("W1 " + count_label(s.fleet_large) + ", kernel loop: time per ping / at " +
                 count_label(s.fleet),
             per_ping_growth("kernel loop, 1"), 1.10, true, "x");
-    const auto w5c_small = c.find("W5", "icmpengine, ping()", "scale small");
-    const auto w5c_large = c.find("W5", "icmpengine, ping()", "scale large");
-    std::optional<double> per_coroutine;
-    if (w5c_small && w5c_large && w5c_large->peak_in_flight > w5c_small->peak_in_flight)
-        per_coroutine = (w5c_large->rss_kb - w5c_small->rss_kb) * 1024 /
-                        static_cast<double>(w5c_large->peak_in_flight - w5c_small->peak_in_flight);
-    if (per_coroutine)
+    if (const std::optional<double> per_coroutine = rss_per_ping("icmpengine, ping()"))
         std::printf("  W5 RSS per ping() coroutine in flight beyond the base: %.0f B "
                     "(a figure, no target; the frame-free one is checked above)\n",
                     *per_coroutine);

@@ -340,12 +340,16 @@ TEST_CASE("when_all of a result type without a default constructor", "[when_all]
             throw std::runtime_error("five");
         co_return named(value);
     };
-    SECTION("all succeed, in input order, suspended or not") {
+    auto start = [&](int n) {
         std::vector<task<named>> tasks;
-        for (int i = 0; i < 4; ++i)
+        for (int i = 0; i < n; ++i)
             tasks.push_back(make(gate, i));
         auto all = when_all(std::move(tasks));
         task_access::handle(all).resume();
+        return all;
+    };
+    SECTION("all succeed, in input order, suspended or not") {
+        auto all = start(4);
         CHECK_FALSE(all.is_ready()); // tasks 0 and 2 wait for the gate
         gate.set();
         REQUIRE(all.is_ready());
@@ -355,11 +359,7 @@ TEST_CASE("when_all of a result type without a default constructor", "[when_all]
             CHECK(results[static_cast<std::size_t>(i)].value == i);
     }
     SECTION("a failure is rethrown") {
-        std::vector<task<named>> tasks;
-        for (int i = 0; i < 7; ++i)
-            tasks.push_back(make(gate, i));
-        auto all = when_all(std::move(tasks));
-        task_access::handle(all).resume();
+        auto all = start(7);
         gate.set();
         CHECK(exception_message(all) == "five");
     }
