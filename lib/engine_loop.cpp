@@ -235,8 +235,8 @@ void engine_core::deliver_results() {
             if (op == nullptr)
                 continue; // its frame was destroyed meanwhile
             op->m_resume_queued = false;
-            // Resumed here, not queued: between a delivery and a later
-            // resumption the task could be destroyed.
+            // A frame destroyed since (by a coroutine resumed before this
+            // one) took itself off this list: drop_resume().
             op->m_waiter.resume();
         }
         m_resuming.clear();
