@@ -136,6 +136,7 @@ struct ping_op final : ping_handler {
     void set_result(const ping_result& result) noexcept {
         m_waiter.promise().m_result.template emplace<1>(result);
         m_done = true;
+        m_slot = no_slot;
     }
 };
 

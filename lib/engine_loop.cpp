@@ -204,7 +204,6 @@ void engine_core::deliver(ping_handler* handler, std::uint64_t cookie, const pin
     if (awaiter) {
         auto* op = static_cast<ping_op*>(handler);
         op->set_result(result);
-        op->m_slot = no_slot;
         op->m_resume_queued = true;
         m_resumes.push_back(op);
         return;

@@ -87,7 +87,6 @@ bool ping_op::await_suspend(std::coroutine_handle<promise_type> h) {
 
 void ping_op::on_ping_result(std::uint64_t /*cookie*/, const ping_result& result) {
     set_result(result);
-    m_slot = no_slot;
     // Resumed here, not queued: between a delivery and a later resumption
     // the task could be destroyed, leaving a handle to a freed frame.
     m_waiter.resume();

@@ -46,13 +46,20 @@ std::byte* map_chunk(std::size_t size) {
     return static_cast<std::byte*>(p);
 }
 
+void unmap_chunk(std::byte* base, std::size_t size) noexcept {
+    UNPOISON(base, size);
+    ::munmap(base, size);
+}
+
 } // namespace
 
 frame_pool::~frame_pool() {
-    for (const chunk& c : m_chunks) {
-        UNPOISON(c.base, c.size);
-        ::munmap(c.base, c.size);
-    }
+    for (const chunk& c : m_chunks)
+        unmap_chunk(c.base, c.size);
+}
+
+bool frame_pool::pooled(std::size_t size) const noexcept {
+    return round_up(size, alignof(std::max_align_t)) == m_block && m_block <= first_chunk;
 }
 
 void frame_pool::release(frame_pool* pool) noexcept {
@@ -85,7 +92,7 @@ void frame_pool::add_chunk() {
 void* frame_pool::allocate(std::size_t size) {
     if (m_block == 0)
         m_block = round_up(std::max(size, sizeof(free_block)), alignof(std::max_align_t));
-    if (round_up(size, alignof(std::max_align_t)) != m_block || m_block > first_chunk) {
+    if (!pooled(size)) {
         void* p = ::operator new(size);
         ++m_out;
         return p;
@@ -107,7 +114,7 @@ void* frame_pool::allocate(std::size_t size) {
 }
 
 void frame_pool::deallocate(void* block, std::size_t size) noexcept {
-    if (round_up(size, alignof(std::max_align_t)) != m_block || m_block > first_chunk) {
+    if (!pooled(size)) {
         ::operator delete(block);
     } else {
         auto* b = ::new (block) free_block{m_free};
@@ -125,10 +132,8 @@ void frame_pool::deallocate(void* block, std::size_t size) noexcept {
 void frame_pool::trim() noexcept {
     if (m_chunks.empty())
         return;
-    for (std::size_t i = 1; i < m_chunks.size(); ++i) {
-        UNPOISON(m_chunks[i].base, m_chunks[i].size);
-        ::munmap(m_chunks[i].base, m_chunks[i].size);
-    }
+    for (std::size_t i = 1; i < m_chunks.size(); ++i)
+        unmap_chunk(m_chunks[i].base, m_chunks[i].size);
     m_chunks.resize(1);
     m_free = nullptr;
     m_next = m_chunks[0].base;

@@ -17,6 +17,8 @@
 // outliving their engine) deletes itself when the last one is freed.
 #pragma once
 
+#include "huge_pages.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -43,7 +45,7 @@ class frame_pool {
     std::size_t chunk_bytes() const noexcept;
 
     static constexpr std::size_t first_chunk = 64 * 1024;
-    static constexpr std::size_t huge_chunk = 2 * 1024 * 1024; ///< huge_page_size
+    static constexpr std::size_t huge_chunk = huge_page_size;
 
   private:
     ~frame_pool();
@@ -56,6 +58,8 @@ class frame_pool {
         free_block* next;
     };
 
+    /// Whether blocks of `size` come from the chunks (else from the heap).
+    bool pooled(std::size_t size) const noexcept;
     void add_chunk();
     void trim() noexcept;
 
