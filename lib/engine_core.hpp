@@ -394,8 +394,8 @@ class engine_core {
         m_delivering; ///< the batch being delivered
     /// Ended pings of ping() coroutines, their results already in their
     /// promises: 8 bytes each where a delivery holds the result (issue 13).
-    std::vector<ping_op*> m_resumes;
-    std::vector<ping_op*> m_resuming; ///< the batch being resumed
+    std::vector<ping_op*, huge_page_allocator<ping_op*>> m_resumes;
+    std::vector<ping_op*, huge_page_allocator<ping_op*>> m_resuming; ///< the batch being resumed
 
     // The one timer.
     __kernel_timespec m_timer_ts{};

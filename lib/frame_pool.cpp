@@ -36,14 +36,21 @@ constexpr std::size_t round_up(std::size_t n, std::size_t to) noexcept {
     return (n + to - 1) / to * to;
 }
 
-/// `size` bytes of fresh pages; huge chunks as huge pages (huge_pages.hpp).
+/// `size` bytes of fresh pages, populated: frames are carved from a chunk
+/// in order, so all of it is written before the next chunk is mapped (but
+/// the last one's rest). Huge chunks are huge pages (huge_pages.hpp).
 std::byte* map_chunk(std::size_t size) {
-    if (size >= huge_page_size)
-        return map_huge(size);
-    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-        throw std::bad_alloc();
-    return static_cast<std::byte*>(p);
+    std::byte* base;
+    if (size >= huge_page_size) {
+        base = map_huge(size);
+    } else {
+        void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            throw std::bad_alloc();
+        base = static_cast<std::byte*>(p);
+    }
+    populate(base, size);
+    return base;
 }
 
 void unmap_chunk(std::byte* base, std::size_t size) noexcept {

@@ -3,10 +3,21 @@
 
 #include <icmpengine/detail/allocation.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <sys/mman.h>
+#include <unistd.h>
 
 namespace icmpengine::detail {
+
+namespace {
+
+std::size_t page_size() noexcept {
+    static const auto size = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    return size;
+}
+
+} // namespace
 
 std::byte* map_huge(std::size_t size) {
     // Over-map by one huge page and unmap the ends: the kernel can back an
@@ -32,12 +43,59 @@ void unmap_huge(std::byte* p, std::size_t size) noexcept {
     ::munmap(p, size);
 }
 
+void populate(void* p, std::size_t size) noexcept {
+    const std::size_t page = page_size();
+    const auto begin = reinterpret_cast<std::uintptr_t>(p);
+    const std::uintptr_t first = (begin + page - 1) / page * page;
+    const std::uintptr_t last = (begin + size) / page * page;
+    if (last > first)
+        (void)::madvise(reinterpret_cast<void*>(first), last - first, MADV_POPULATE_WRITE);
+}
+
+std::byte* map_populated(std::size_t size) {
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        throw std::bad_alloc();
+    populate(p, size);
+    return static_cast<std::byte*>(p);
+}
+
+void unmap_populated(std::byte* p, std::size_t size) noexcept {
+    ::munmap(p, size);
+}
+
+populated_memory::populated_memory(std::size_t size) {
+    if (size >= huge_page_size) {
+        m_size = (size + huge_page_size - 1) / huge_page_size * huge_page_size;
+        m_base = map_huge(m_size);
+        populate(m_base, m_size);
+    } else {
+        const std::size_t page = page_size();
+        m_size = (std::max<std::size_t>(size, 1) + page - 1) / page * page;
+        m_base = map_populated(m_size);
+    }
+}
+
+void populated_memory::reset() noexcept {
+    if (m_base != nullptr)
+        ::munmap(m_base, m_size);
+    m_base = nullptr;
+    m_size = 0;
+}
+
 void advise_huge_pages(void* p, std::size_t size) noexcept {
     const auto begin = reinterpret_cast<std::uintptr_t>(p);
     const std::uintptr_t first = (begin + huge_page_size - 1) / huge_page_size * huge_page_size;
     const std::uintptr_t last = (begin + size) / huge_page_size * huge_page_size;
     if (last > first)
         (void)::madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+}
+
+void prefault(void* p, std::size_t size) noexcept {
+    if (size >= 4 * 1024 * 1024)
+        advise_huge_pages(p, size);
+    if (size >= populated_size)
+        populate(p, size);
 }
 
 } // namespace icmpengine::detail

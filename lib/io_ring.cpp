@@ -184,8 +184,10 @@ void io_ring::setup_buffers(std::uint16_t group, unsigned count, unsigned size) 
     }
     g.count = count;
     g.size = size;
-    // Not value-initialised: pages are touched only as the kernel fills them.
-    g.memory.reset(new std::byte[std::size_t{count} * size]);
+    // The kernel fills the buffers in ring order, so every one is written
+    // within the first `count` replies: populated now, at open(), rather
+    // than faulted in page by page under the first burst of replies.
+    g.memory = populated_memory(std::size_t{count} * size);
     for (unsigned i = 0; i < count; ++i)
         add_buffer(group, static_cast<unsigned short>(i));
     publish_buffers();

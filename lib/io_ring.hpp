@@ -8,6 +8,8 @@
 // the engine's own code has no test branches on its hot path.
 #pragma once
 
+#include "huge_pages.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <liburing.h>
@@ -142,7 +144,7 @@ class io_ring {
     struct buffer_group {
         io_uring_buf_ring* ring = nullptr;
         std::size_t ring_bytes = 0;
-        std::unique_ptr<std::byte[]> memory;
+        populated_memory memory;
         unsigned count = 0;
         unsigned size = 0;
         unsigned to_return = 0;

@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: MIT
-// Tests for lib/huge_pages.hpp: map_huge's 2 MiB-aligned ranges, and
+// Tests for lib/huge_pages.hpp: map_huge's 2 MiB-aligned ranges,
 // huge_page_allocator (the slot table's, the deadline heap's and the
 // engine's deliveries' allocator): arrays of 2 MiB and more mapped
-// 2 MiB-aligned, smaller ones from operator new, contents kept as a vector
-// grows across the boundary. Whether the kernel backs a range with huge
-// pages (THP) is its choice and not asserted.
+// 2 MiB-aligned, from 64 KiB mapped and populated, smaller ones from
+// operator new, contents kept as a vector grows across the boundaries; and
+// populate(), populated_memory and prefault(), whose pages are resident
+// before anything writes them (mincore(2)). Whether the kernel backs a range
+// with huge pages (THP) is its choice and not asserted.
 #include "huge_pages.hpp"
+
+#include <icmpengine/detail/allocation.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -14,6 +18,7 @@
 #include <cstdint>
 #include <cstring>
 #include <sys/mman.h>
+#include <unistd.h>
 #include <utility>
 #include <vector>
 
@@ -22,7 +27,13 @@ namespace {
 using icmpengine::detail::huge_page_allocator;
 using icmpengine::detail::huge_page_size;
 using icmpengine::detail::map_huge;
+using icmpengine::detail::map_populated;
+using icmpengine::detail::populate;
+using icmpengine::detail::populated_memory;
+using icmpengine::detail::populated_size;
+using icmpengine::detail::prefault;
 using icmpengine::detail::unmap_huge;
+using icmpengine::detail::unmap_populated;
 
 constexpr std::size_t MiB = 1024 * 1024;
 
@@ -36,6 +47,31 @@ bool mapped(const void* p, std::size_t size) {
         return true;
     REQUIRE(errno == ENOMEM);
     return false;
+}
+
+std::size_t page_size() {
+    return static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+}
+
+/// How many of the pages of [p, p + size) (p page-aligned) are resident.
+/// For anonymous memory a page is resident once it was written, or
+/// populated: the kernel maps the shared zero page for a read, which
+/// mincore(2) also reports, so the tests never read before they ask.
+std::size_t resident_pages(const void* p, std::size_t size) {
+    const std::size_t pages = (size + page_size() - 1) / page_size();
+    std::vector<unsigned char> in_core(pages);
+    REQUIRE(::mincore(const_cast<void*>(p), size, in_core.data()) == 0);
+    std::size_t n = 0;
+    for (const unsigned char c : in_core)
+        n += c & 1u;
+    return n;
+}
+
+/// Fresh anonymous pages, none of them touched.
+std::byte* fresh(std::size_t size) {
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(p != MAP_FAILED);
+    return static_cast<std::byte*>(p);
 }
 
 template <typename T>
@@ -79,11 +115,108 @@ TEST_CASE("map_huge: 2 MiB-aligned, writable, unmapped by unmap_huge", "[huge_pa
     }
 }
 
-TEST_CASE("huge_page_allocator: 2 MiB and more mapped 2 MiB-aligned, less from the heap",
+TEST_CASE("populate: the whole pages of a range are resident before any write", "[huge_pages]") {
+    const std::size_t page = page_size();
+    std::byte* p = fresh(64 * page);
+    REQUIRE(resident_pages(p, 64 * page) == 0);
+    SECTION("a page-aligned range") {
+        populate(p + 8 * page, 16 * page);
+        CHECK(resident_pages(p, 8 * page) == 0);
+        CHECK(resident_pages(p + 8 * page, 16 * page) == 16);
+        CHECK(resident_pages(p + 24 * page, 40 * page) == 0);
+    }
+    SECTION("a range that is not: only the pages wholly inside it") {
+        populate(p + 8 * page + 1, 4 * page);
+        CHECK(resident_pages(p + 8 * page, page) == 0);
+        CHECK(resident_pages(p + 9 * page, 3 * page) == 3);
+        CHECK(resident_pages(p + 12 * page, page) == 0);
+        populate(p + 20 * page + 1, page - 2); // no whole page: nothing
+        CHECK(resident_pages(p + 20 * page, page) == 0);
+        populate(p, 0);
+        CHECK(resident_pages(p, page) == 0);
+    }
+    // Populated pages read as zero and keep what is written.
+    populate(p, 64 * page);
+    CHECK(p[5 * page] == std::byte{0});
+    p[5 * page] = std::byte{9};
+    CHECK(p[5 * page] == std::byte{9});
+    ::munmap(p, 64 * page);
+}
+
+TEST_CASE("populated_memory: resident, zeroed, whole pages; moved and unmapped", "[huge_pages]") {
+    const std::size_t page = page_size();
+    SECTION("ordinary pages below 2 MiB, rounded up to whole pages") {
+        populated_memory m(10 * page + 1);
+        REQUIRE(m.get() != nullptr);
+        CHECK(m.size() == 11 * page);
+        CHECK(address(m.get()) % page == 0);
+        CHECK(resident_pages(m.get(), m.size()) == 11);
+        CHECK(m.get()[m.size() - 1] == std::byte{0});
+        std::byte* const base = m.get();
+        populated_memory moved = std::move(m);
+        CHECK(m.get() == nullptr);
+        CHECK(m.size() == 0);
+        CHECK(moved.get() == base);
+        moved = populated_memory(page); // the first mapping goes
+        CHECK_FALSE(mapped(base, 11 * page));
+        CHECK(moved.size() == page);
+    }
+    SECTION("huge pages from 2 MiB up: aligned, rounded to 2 MiB") {
+        populated_memory m(2 * MiB + 1);
+        CHECK(m.size() == 4 * MiB);
+        CHECK(address(m.get()) % huge_page_size == 0);
+        CHECK(resident_pages(m.get(), m.size()) == m.size() / page);
+        std::byte* const base = m.get();
+        m.reset();
+        CHECK(m.get() == nullptr);
+        CHECK_FALSE(mapped(base, 4 * MiB));
+        m.reset(); // twice is harmless
+    }
+    SECTION("empty") {
+        populated_memory m;
+        CHECK(m.get() == nullptr);
+        CHECK(m.size() == 0);
+    }
+}
+
+TEST_CASE("prefault: ranges from 64 KiB populated, smaller ones left to fault in", "[huge_pages]") {
+    const std::size_t page = page_size();
+    const std::size_t span = 8 * MiB;
+    std::byte* p = fresh(span);
+    prefault(p, populated_size - 1);
+    CHECK(resident_pages(p, populated_size) == 0);
+    prefault(p, populated_size);
+    CHECK(resident_pages(p, populated_size) == populated_size / page);
+    CHECK(resident_pages(p + populated_size, page) == 0);
+    // 4 MiB and more: advised as huge pages too, and populated all the same.
+    prefault(p + MiB, 5 * MiB);
+    CHECK(resident_pages(p + MiB, 5 * MiB) == 5 * MiB / page);
+    CHECK(resident_pages(p + 6 * MiB, 2 * MiB) == 0);
+    ::munmap(p, span);
+}
+
+TEST_CASE("huge_page_allocator: 2 MiB and more mapped 2 MiB-aligned, from 64 KiB mapped and "
+          "populated, less from the heap",
           "[huge_pages]") {
     huge_page_allocator<int> alloc;
+    SECTION("from 64 KiB to 2 MiB: page-aligned, resident before any write, unmapped after") {
+        for (const std::size_t n : {populated_size / sizeof(int), std::size_t{100'000},
+                                    huge_page_size / sizeof(int) - 1}) {
+            INFO("n " << n);
+            int* p = alloc.allocate(n);
+            REQUIRE(p != nullptr);
+            CHECK(address(p) % page_size() == 0);
+            const std::size_t whole = n * sizeof(int) / page_size() * page_size();
+            CHECK(resident_pages(p, whole) == whole / page_size());
+            for (std::size_t i = 0; i < n; ++i)
+                p[i] = static_cast<int>(i);
+            CHECK(p[n - 1] == static_cast<int>(n - 1));
+            alloc.deallocate(p, n);
+            CHECK_FALSE(mapped(p, whole));
+        }
+    }
     SECTION("small") {
-        for (const std::size_t n : {std::size_t{1}, std::size_t{1000}, huge_page_size / 4 - 1}) {
+        for (const std::size_t n : {std::size_t{1}, std::size_t{1000}, populated_size / 4 - 1}) {
             int* p = alloc.allocate(n);
             REQUIRE(p != nullptr);
             CHECK(address(p) % alignof(int) == 0);

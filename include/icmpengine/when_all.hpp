@@ -68,8 +68,7 @@ task<std::vector<T>> when_all(std::vector<task<T>> tasks) {
     std::vector<T> results;
     if constexpr (detail::group_takes_results<T>) {
         results.reserve(tasks.size());
-        if (tasks.size() * sizeof(T) >= 4 * 1024 * 1024)
-            detail::advise_huge_pages(results.data(), tasks.size() * sizeof(T));
+        detail::prefault(results.data(), tasks.size() * sizeof(T));
         results.resize(tasks.size());
         group.m_results = results.data();
         group.m_tasks = tasks.data();

@@ -27,6 +27,14 @@ ICMPENGINE_API void free_frame(void* frame, std::size_t size) noexcept;
 /// such as when_all's results: one page fault per 2 MiB instead of 512.
 ICMPENGINE_API void advise_huge_pages(void* p, std::size_t size) noexcept;
 
+/// [p, p + size) is about to be written in full (when_all's results): from
+/// 64 KiB up its page tables are filled now, in one madvise
+/// (MADV_POPULATE_WRITE), rather than by a page fault at each page's first
+/// write; from 4 MiB up its huge-page-aligned part is first advised as huge
+/// pages (advise_huge_pages). Only a hint: nothing changes if the kernel
+/// declines.
+ICMPENGINE_API void prefault(void* p, std::size_t size) noexcept;
+
 /// The promise's allocation functions: a coroutine whose first parameter
 /// (or, for a member function, object) is a frame_pool takes its frame from
 /// that pool; every other from the heap.
