@@ -108,7 +108,7 @@ struct engine_config {
     /// Provided receive buffers per socket (power of two, 16..32768) and the
     /// size of each (256..65536 bytes). A reply longer than a buffer still
     /// matches; its payload is checked as far as it was received.
-    std::uint32_t receive_buffers = 2048;
+    std::uint32_t receive_buffers = 512;
     std::uint32_t receive_buffer_size = 2048;
     /// SO_RCVBUF in bytes; 0 picks one that holds min(max_in_flight, 32768)
     /// replies (each costs ~832 bytes of kernel memory), at least 1 MiB. Set
