@@ -6,7 +6,12 @@
 // costs is what any pinger pays the kernel for the same round trips.
 //
 //     bench_kernel_loop --first 127.1.0.1 --count 60000 [--threads N]
-//                       [--window 256] [--batch 64] [--no-df]
+//                       [--window 256] [--batch 64] [--no-df] [--engine-options]
+//
+// --engine-options gives the socket what the engine's datagram sockets ask
+// of the kernel for every reply (lib/icmp_socket.cpp): SO_TIMESTAMPNS,
+// IP_RECVTTL, IP_RECVTOS and IP_RECVERR, with a control buffer per
+// message. It measures the floor those options set, not the engine.
 //
 // Prints one line for the harness: RESULT ping_ms=... sent=... replies=...
 // Like bench_workload it sends nothing by itself: the harness runs it in
@@ -28,6 +33,7 @@
 #include <sys/socket.h>
 #include <thread>
 #include <unistd.h>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -39,13 +45,17 @@ struct settings {
     std::size_t window = 256;
     std::size_t batch = 64;
     bool df = true;
+    bool engine_options = false;
 };
+
+constexpr std::size_t control_size = 128;
 
 constexpr std::size_t packet_size = 8 + 56;
 
 struct outcome {
     std::size_t sent = 0;
     std::size_t replies = 0;
+    std::uint64_t stamps = 0;
 };
 
 int open_socket(const settings& s) {
@@ -57,6 +67,15 @@ int open_socket(const settings& s) {
     int rcvbuf = 8 << 20;
     if (::setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) != 0)
         ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    if (s.engine_options) {
+        const int on = 1;
+        for (const auto& [level, name] : {std::pair<int, int>{SOL_SOCKET, SO_TIMESTAMPNS},
+                                          std::pair<int, int>{IPPROTO_IP, IP_RECVERR},
+                                          std::pair<int, int>{IPPROTO_IP, IP_RECVTTL},
+                                          std::pair<int, int>{IPPROTO_IP, IP_RECVTOS}})
+            if (::setsockopt(fd, level, name, &on, sizeof on) != 0)
+                throw std::runtime_error(std::string("setsockopt: ") + std::strerror(errno));
+    }
     if (s.df) {
         int pmtu = IP_PMTUDISC_DO;
         ::setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu);
@@ -79,6 +98,8 @@ outcome ping_range(const settings& s, int fd, std::size_t begin, std::size_t end
     std::vector<std::uint8_t> in(batch * 256);
     std::vector<iovec> in_iov(batch);
     std::vector<mmsghdr> in_msgs(batch);
+    std::vector<std::uint8_t> control(s.engine_options ? batch * control_size : 0);
+    std::uint64_t stamps = 0; // a use of the timestamps, so that reading them is not skipped
     for (std::size_t b = 0; b < batch; ++b) {
         out[b * packet_size] = ICMP_ECHO;
         out_iov[b] = {&out[b * packet_size], packet_size};
@@ -116,8 +137,13 @@ outcome ping_range(const settings& s, int fd, std::size_t begin, std::size_t end
             if (::poll(&p, 1, 2000) == 0)
                 break; // replies lost: report what arrived
         }
-        for (std::size_t b = 0; b < batch; ++b)
+        for (std::size_t b = 0; b < batch; ++b) {
             in_msgs[b].msg_hdr.msg_namelen = 0;
+            if (s.engine_options) {
+                in_msgs[b].msg_hdr.msg_control = &control[b * control_size];
+                in_msgs[b].msg_hdr.msg_controllen = control_size;
+            }
+        }
         const int got =
             ::recvmmsg(fd, in_msgs.data(), static_cast<unsigned>(batch), MSG_DONTWAIT, nullptr);
         if (got < 0 && errno != EAGAIN && errno != EINTR)
@@ -126,7 +152,18 @@ outcome ping_range(const settings& s, int fd, std::size_t begin, std::size_t end
             if (in_msgs[static_cast<std::size_t>(k)].msg_len >= 8 &&
                 in[static_cast<std::size_t>(k) * 256] == ICMP_ECHOREPLY)
                 ++o.replies;
+        if (s.engine_options)
+            for (int k = 0; k < got; ++k) {
+                msghdr& h = in_msgs[static_cast<std::size_t>(k)].msg_hdr;
+                for (cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr; c = CMSG_NXTHDR(&h, c))
+                    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+                        timespec ts;
+                        std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
+                        stamps += static_cast<std::uint64_t>(ts.tv_nsec);
+                    }
+            }
     }
+    o.stamps = stamps;
     return o;
 }
 
@@ -155,6 +192,8 @@ settings parse(int argc, char** argv) {
             s.batch = std::stoul(value());
         } else if (arg == "--no-df") {
             s.df = false;
+        } else if (arg == "--engine-options") {
+            s.engine_options = true;
         } else {
             throw std::invalid_argument("unknown argument " + std::string(arg));
         }
