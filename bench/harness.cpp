@@ -608,6 +608,27 @@ void check_targets(const std::vector<row>& rows, const settings& s) {
             ratio(field(w1_one, ping), field(w1_kernel1, ping)), 1.10, true, "x");
     c.check("W1 2 engines: ping time / kernel loop (1 thread)",
             ratio(field(w1_two, ping), field(w1_kernel1, ping)), 0.6, true, "x");
+    // What the kernel loop costs with the engine's socket options and send
+    // batch: targets below these are out of reach of any engine that keeps
+    // receive timestamps and its RTT accuracy (bench/README.md, "Floors").
+    const auto floor1 = c.find("W1", "kernel floor, 1", w1_small);
+    const auto floor2 = c.find("W1", "kernel floor, 2", w1_small);
+    const auto kernel2 = c.find("W1", "kernel loop, 2", w1_small);
+    auto figure = [](const char* what, std::optional<double> value) {
+        if (value)
+            std::printf("  [figure] %-66s %5.2fx\n", what, *value);
+    };
+    figure("floor for 1 engine: kernel floor (1 thread) / kernel loop",
+           ratio(field(floor1, ping), field(w1_kernel1, ping)));
+    figure("floor for 2 engines: kernel floor (2 threads) / kernel loop",
+           ratio(field(floor2, ping), field(w1_kernel1, ping)));
+    figure("kernel loop, 2 threads / kernel loop, 1 thread",
+           ratio(field(kernel2, ping), field(w1_kernel1, ping)));
+    figure("1 engine (ping_all) / kernel floor (1 thread)",
+           ratio(field(w1_one, ping), field(floor1, ping)));
+    figure("2 engines / kernel floor (2 threads)", ratio(field(w1_two, ping), field(floor2, ping)));
+    figure("when_all over ping(), all / kernel floor (1 thread)",
+           ratio(field(idiomatic, ping), field(floor1, ping)));
     auto per_ping_growth = [&](const char* tool) {
         const auto small = c.find("W1", tool, w1_small);
         const auto large = c.find("W1", tool, w1_large);
@@ -742,6 +763,17 @@ int main(int argc, char** argv) {
                     {kernel_loop, "--first", "127.1.0.1", "--count", fleet});
             add_row(rows, {"W1", fleet_label, "kernel loop, 2 threads"},
                     {kernel_loop, "--first", "127.1.0.1", "--count", fleet, "--threads", "2"});
+            // The floor under the engine: the kernel loop with what the
+            // engine asks of the kernel per reply (receive timestamps, TTL,
+            // TOS, error queue) and its send batch of 16 (the bound on the
+            // RTT's over-estimate, engine_config::send_batch).
+            for (const char* threads : {"1", "2"})
+                add_row(rows,
+                        {"W1", fleet_label,
+                         std::string("kernel floor, ") + threads +
+                             (threads == std::string("1") ? " thread" : " threads")},
+                        {kernel_loop, "--first", "127.1.0.1", "--count", fleet, "--threads",
+                         threads, "--engine-options", "--batch", "16"});
             add_row(rows, {"W1", fleet_label, "icmpengine, 1 engine"},
                     {workload, "fleet", "--first", "127.1.0.1", "--count", fleet});
             add_row(
