@@ -40,15 +40,9 @@ constexpr std::size_t round_up(std::size_t n, std::size_t to) noexcept {
 /// in order, so all of it is written before the next chunk is mapped (but
 /// the last one's rest). Huge chunks are huge pages (huge_pages.hpp).
 std::byte* map_chunk(std::size_t size) {
-    std::byte* base;
-    if (size >= huge_page_size) {
-        base = map_huge(size);
-    } else {
-        void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED)
-            throw std::bad_alloc();
-        base = static_cast<std::byte*>(p);
-    }
+    if (size < huge_page_size)
+        return map_populated(size);
+    std::byte* base = map_huge(size);
     populate(base, size);
     return base;
 }

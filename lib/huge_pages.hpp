@@ -15,8 +15,9 @@
 // a chunk of coroutine frames, a result array) it populates at once with
 // populate(): one madvise(MADV_POPULATE_WRITE) fills the page tables in the
 // kernel instead of a fault at each page's first write. On the project's
-// 2-core VM a 4 KiB page fault costs ~11 us; populating costs ~0.5 us a
-// page (bench/README.md, "Page faults").
+// 2-core VM a 4 KiB page fault costs ~11 us; populating costs from ~0.5 us
+// a page to half a fault's cost when the host must back the memory first
+// (bench/README.md, "Page faults and floors"; bench_page_faults).
 #pragma once
 
 #include <cstddef>

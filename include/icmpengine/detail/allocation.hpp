@@ -23,8 +23,9 @@ ICMPENGINE_API void free_frame(void* frame, std::size_t size) noexcept;
 
 /// Asks the kernel to back the huge-page-aligned part of [p, p + size) with
 /// transparent huge pages at its first touch (madvise(MADV_HUGEPAGE); a
-/// hint, ignored where THP is off). For large arrays about to be filled,
-/// such as when_all's results: one page fault per 2 MiB instead of 512.
+/// hint, ignored where THP is off). For large arrays about to be filled
+/// (prefault() advises when_all's results): one page fault per 2 MiB
+/// instead of 512.
 ICMPENGINE_API void advise_huge_pages(void* p, std::size_t size) noexcept;
 
 /// [p, p + size) is about to be written in full (when_all's results): from
