@@ -767,11 +767,9 @@ int main(int argc, char** argv) {
             // engine asks of the kernel per reply (receive timestamps, TTL,
             // TOS, error queue) and its send batch of 16 (the bound on the
             // RTT's over-estimate, engine_config::send_batch).
-            for (const char* threads : {"1", "2"})
-                add_row(rows,
-                        {"W1", fleet_label,
-                         std::string("kernel floor, ") + threads +
-                             (threads == std::string("1") ? " thread" : " threads")},
+            for (const auto& [threads, tool] : {std::pair{"1", "kernel floor, 1 thread"},
+                                                std::pair{"2", "kernel floor, 2 threads"}})
+                add_row(rows, {"W1", fleet_label, tool},
                         {kernel_loop, "--first", "127.1.0.1", "--count", fleet, "--threads",
                          threads, "--engine-options", "--batch", "16"});
             add_row(rows, {"W1", fleet_label, "icmpengine, 1 engine"},

@@ -8,7 +8,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <new>
-#include <sys/mman.h>
 
 #if defined(__SANITIZE_ADDRESS__)
 #define ICMPENGINE_ASAN 1
@@ -36,20 +35,9 @@ constexpr std::size_t round_up(std::size_t n, std::size_t to) noexcept {
     return (n + to - 1) / to * to;
 }
 
-/// `size` bytes of fresh pages, populated: frames are carved from a chunk
-/// in order, so all of it is written before the next chunk is mapped (but
-/// the last one's rest). Huge chunks are huge pages (huge_pages.hpp).
-std::byte* map_chunk(std::size_t size) {
-    if (size < huge_page_size)
-        return map_populated(size);
-    std::byte* base = map_huge(size);
-    populate(base, size);
-    return base;
-}
-
 void unmap_chunk(std::byte* base, std::size_t size) noexcept {
     UNPOISON(base, size);
-    ::munmap(base, size);
+    unmap_populated(base, size);
 }
 
 } // namespace
@@ -83,7 +71,9 @@ void frame_pool::add_chunk() {
     const std::size_t size =
         m_chunks.empty() ? first_chunk : std::min(m_chunks.back().size * 2, huge_chunk);
     m_chunks.reserve(m_chunks.size() + 1);
-    std::byte* base = map_chunk(size);
+    // Populated: frames are carved from a chunk in order, so all of it is
+    // written before the next chunk is mapped (but the last one's rest).
+    std::byte* base = map_populated(size);
     m_chunks.push_back({base, size});
     POISON(base, size);
     m_next = base;

@@ -17,6 +17,15 @@ std::size_t page_size() noexcept {
     return size;
 }
 
+/// madvise(advice) on the whole `unit`s inside [p, p + size), if any.
+void advise_inside(void* p, std::size_t size, std::size_t unit, int advice) noexcept {
+    const auto begin = reinterpret_cast<std::uintptr_t>(p);
+    const std::uintptr_t first = (begin + unit - 1) / unit * unit;
+    const std::uintptr_t last = (begin + size) / unit * unit;
+    if (last > first)
+        (void)::madvise(reinterpret_cast<void*>(first), last - first, advice);
+}
+
 } // namespace
 
 std::byte* map_huge(std::size_t size) {
@@ -44,20 +53,21 @@ void unmap_huge(std::byte* p, std::size_t size) noexcept {
 }
 
 void populate(void* p, std::size_t size) noexcept {
-    const std::size_t page = page_size();
-    const auto begin = reinterpret_cast<std::uintptr_t>(p);
-    const std::uintptr_t first = (begin + page - 1) / page * page;
-    const std::uintptr_t last = (begin + size) / page * page;
-    if (last > first)
-        (void)::madvise(reinterpret_cast<void*>(first), last - first, MADV_POPULATE_WRITE);
+    advise_inside(p, size, page_size(), MADV_POPULATE_WRITE);
 }
 
 std::byte* map_populated(std::size_t size) {
-    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-        throw std::bad_alloc();
-    populate(p, size);
-    return static_cast<std::byte*>(p);
+    std::byte* base;
+    if (size >= huge_page_size) {
+        base = map_huge(size);
+    } else {
+        void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            throw std::bad_alloc();
+        base = static_cast<std::byte*>(p);
+    }
+    populate(base, size);
+    return base;
 }
 
 void unmap_populated(std::byte* p, std::size_t size) noexcept {
@@ -65,15 +75,9 @@ void unmap_populated(std::byte* p, std::size_t size) noexcept {
 }
 
 populated_memory::populated_memory(std::size_t size) {
-    if (size >= huge_page_size) {
-        m_size = (size + huge_page_size - 1) / huge_page_size * huge_page_size;
-        m_base = map_huge(m_size);
-        populate(m_base, m_size);
-    } else {
-        const std::size_t page = page_size();
-        m_size = (std::max<std::size_t>(size, 1) + page - 1) / page * page;
-        m_base = map_populated(m_size);
-    }
+    const std::size_t unit = size >= huge_page_size ? huge_page_size : page_size();
+    m_size = (std::max<std::size_t>(size, 1) + unit - 1) / unit * unit;
+    m_base = map_populated(m_size);
 }
 
 void populated_memory::reset() noexcept {
@@ -84,11 +88,7 @@ void populated_memory::reset() noexcept {
 }
 
 void advise_huge_pages(void* p, std::size_t size) noexcept {
-    const auto begin = reinterpret_cast<std::uintptr_t>(p);
-    const std::uintptr_t first = (begin + huge_page_size - 1) / huge_page_size * huge_page_size;
-    const std::uintptr_t last = (begin + size) / huge_page_size * huge_page_size;
-    if (last > first)
-        (void)::madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+    advise_inside(p, size, huge_page_size, MADV_HUGEPAGE);
 }
 
 void prefault(void* p, std::size_t size) noexcept {

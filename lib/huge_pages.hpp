@@ -67,9 +67,10 @@ class populated_memory {
     std::size_t m_size = 0;
 };
 
-/// `size` bytes of ordinary pages, mapped and populated (for arrays that a
-/// growing vector is about to fill: at least half of every doubling is
-/// used). Throws std::bad_alloc.
+/// `size` bytes of fresh memory, mapped and populated: ordinary pages, or
+/// from huge_page_size up (then a multiple of it) 2 MiB-aligned huge pages.
+/// For what is about to be filled: a frame-pool chunk, or an array a
+/// growing vector fills at least half of. Throws std::bad_alloc.
 std::byte* map_populated(std::size_t size);
 void unmap_populated(std::byte* p, std::size_t size) noexcept;
 
