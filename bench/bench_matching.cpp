@@ -58,7 +58,7 @@ std::unique_ptr<fixture> make_fixture(std::size_t n, std::uint32_t payload_size)
         const std::uint32_t index = f->slots.alloc(target, has_token);
         if (index == no_slot)
             return nullptr;
-        f->slots.begin_use(index, target, payload_size, has_token);
+        f->slots.begin_use(index, target, payload_size);
     }
     std::mt19937_64 rng(42);
     std::uniform_int_distribution<std::uint32_t> pick(0, static_cast<std::uint32_t>(n - 1));

@@ -35,6 +35,8 @@ class basic_deadline_heap {
     bool contains(std::uint32_t id) const noexcept {
         return id < m_pos.size() && m_pos[id] != npos;
     }
+    /// The deadline of `id`. Precondition: contains(id).
+    std::int64_t deadline_of(std::uint32_t id) const noexcept { return m_heap[m_pos[id]].deadline; }
     /// The earliest deadline. Precondition: !empty().
     const entry& top() const noexcept { return m_heap.front(); }
     /// Removes and returns the earliest deadline. Precondition: !empty().

@@ -58,6 +58,7 @@
 #include <cstdint>
 #include <deque>
 #include <exception>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <random>
@@ -100,15 +101,25 @@ struct ping_request {
 
 inline constexpr std::uint32_t queued_slot = 0xfffffffeu;
 
+/// What engine::ping() was asked: the ping coroutine's parameter, in its
+/// frame until the ping starts. The rest of a ping_request (handler, slot,
+/// awaiter) follows from the op, so the frame does not hold it (issue 13:
+/// every byte of a frame is a byte of fresh memory per ping in flight).
+struct ping_inputs {
+    engine_core* core = nullptr;
+    ip_address target;
+    std::int64_t timeout_ns = 0;
+    std::uint32_t payload_size = 0;
+};
+
 /// The awaiting side of one ping: lives in the ping coroutine's frame (as
-/// does the request it refers to). It is the ping's handler; its result is
+/// do the inputs it refers to). It is the ping's handler; its result is
 /// delivered like any other handler's, written straight into the
 /// coroutine's promise (no copy in the frame), and resumes the coroutine.
 struct ping_op final : ping_handler {
     using promise_type = task<ping_result>::promise_type;
 
-    engine_core* m_core = nullptr;
-    ping_request& m_request;
+    const ping_inputs& m_inputs; ///< and the engine, m_inputs.core
     /// The slot while in flight and until the result is delivered;
     /// queued_slot while waiting for one; no_slot before and after.
     std::uint32_t m_slot = no_slot;
@@ -116,20 +127,20 @@ struct ping_op final : ping_handler {
     bool m_resume_queued = false; ///< ended, its resumption in the engine's queue
     std::coroutine_handle<promise_type> m_waiter;
 
-    /// Makes `request` (which must outlive this op) name this op as its
-    /// handler and slot.
-    ping_op(engine_core& core, ping_request& request) noexcept : m_core(&core), m_request(request) {
-        request.handler = this;
-        request.cookie = 0;
-        request.slot_out = &m_slot;
-        request.awaiter = true;
-    }
+    /// `inputs` must outlive this op (both are in the coroutine's frame).
+    explicit ping_op(const ping_inputs& inputs) noexcept : m_inputs(inputs) {}
     ping_op(const ping_op&) = delete;
     ping_op& operator=(const ping_op&) = delete;
     ~ping_op();
 
     bool await_ready() const noexcept { return false; }
     bool await_suspend(std::coroutine_handle<promise_type> h);
+    /// The request this op's ping is launched or queued with: this op is its
+    /// handler and notes its slot.
+    ping_request request() noexcept {
+        return {
+            m_inputs.target, m_inputs.timeout_ns, m_inputs.payload_size, this, 0, &m_slot, true};
+    }
     void await_resume() const noexcept {}
     void on_ping_result(std::uint64_t cookie, const ping_result& result) override;
     /// Ends the op with `result`, in the awaiting coroutine's promise.
@@ -252,7 +263,7 @@ class engine_core {
     // engine_send.cpp: starting pings, for ping_op and engine::start_ping.
     task<ping_result> ping(ip_address to, std::chrono::nanoseconds timeout, ping_options options);
     /// The coroutine behind ping(): its frame comes from `frames`.
-    static task<ping_result> ping_in(frame_pool& frames, engine_core& core, ping_request request);
+    static task<ping_result> ping_in(frame_pool& frames, ping_inputs inputs);
     bool start(ping_op& op);
     ping_ticket start(const ping_request& request);
     bool cancel(const ping_ticket& ticket);
@@ -357,6 +368,13 @@ class engine_core {
     void expire();
     void expire_sleepers();
     ping_result result_for(std::uint32_t index) const noexcept;
+    /// The deadline of the ping in slot `index`: in the heap from the flush
+    /// of its send until it ends (a slot has no copy: issue 13); no deadline
+    /// before that flush, so a reply then cannot be late.
+    std::int64_t deadline_of(std::uint32_t index) const noexcept {
+        return m_heap.contains(index) ? m_heap.deadline_of(index)
+                                      : std::numeric_limits<std::int64_t>::max();
+    }
     void end(std::uint32_t index, ping_status status);
     void end(std::uint32_t index, ping_status status, ping_result result);
     void count_end(ping_status status) noexcept;

@@ -298,7 +298,7 @@ void engine_core::match_reply(const parsed_datagram& p, std::int64_t rx_mono) {
     const std::size_t payload_length =
         p.payload_length == unknown_length ? s.payload_size : p.payload_length;
     rx_mono = receive_time(rx_mono, s.tx_mono);
-    if (rx_mono > s.deadline) {
+    if (rx_mono > deadline_of(v.slot)) {
         // Arrived after its deadline: the ping timed out, the reply is late,
         // whatever order the timer and the reply were processed in.
         ++m_stats.late_replies;
@@ -327,7 +327,7 @@ void engine_core::match_error(ip_family family, const icmp_message& m,
         return;
     const slot& s = m_slots[v.slot];
     rx_mono = receive_time(rx_mono, s.tx_mono);
-    if (rx_mono > s.deadline) {
+    if (rx_mono > deadline_of(v.slot)) {
         ++m_stats.late_replies;
         end(v.slot, ping_status::timeout);
         return;

@@ -16,20 +16,24 @@
 namespace icmpengine::detail {
 namespace {
 
-socklen_t fill_sockaddr(const ip_address& a, std::byte* out) noexcept {
+socklen_t sockaddr_length(const ip_address& a) noexcept {
+    return a.is_v4() ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+}
+
+/// Writes `a` as a sockaddr_in or sockaddr_in6 (sockaddr_length(a) bytes).
+void fill_sockaddr(const ip_address& a, std::byte* out) noexcept {
     if (a.is_v4()) {
         sockaddr_in sa{};
         sa.sin_family = AF_INET;
         std::memcpy(&sa.sin_addr, a.bytes().data(), 4);
         std::memcpy(out, &sa, sizeof sa);
-        return sizeof sa;
+        return;
     }
     sockaddr_in6 sa{};
     sa.sin6_family = AF_INET6;
     std::memcpy(&sa.sin6_addr, a.bytes().data(), 16);
     sa.sin6_scope_id = a.scope_id();
     std::memcpy(out, &sa, sizeof sa);
-    return sizeof sa;
 }
 
 // Errors an ICMP error leaves in sk_err (icmp_err_convert[],
@@ -75,14 +79,14 @@ constexpr std::uint8_t max_stale_attempts = 100;
 
 ping_op::~ping_op() {
     if (m_resume_queued)
-        m_core->drop_resume(*this);
-    else if (!m_done && m_core != nullptr && m_slot != no_slot)
-        m_core->abandon(*this);
+        m_inputs.core->drop_resume(*this);
+    else if (!m_done && m_slot != no_slot)
+        m_inputs.core->abandon(*this);
 }
 
 bool ping_op::await_suspend(std::coroutine_handle<promise_type> h) {
     m_waiter = h;
-    return m_core->start(*this);
+    return m_inputs.core->start(*this);
 }
 
 void ping_op::on_ping_result(std::uint64_t /*cookie*/, const ping_result& result) {
@@ -94,15 +98,15 @@ void ping_op::on_ping_result(std::uint64_t /*cookie*/, const ping_result& result
 
 task<ping_result> engine_core::ping(ip_address to, std::chrono::nanoseconds timeout,
                                     ping_options options) {
-    return ping_in(*m_frames, *this, ping_request{to, timeout.count(), options.payload_size});
+    return ping_in(*m_frames, ping_inputs{this, to, timeout.count(), options.payload_size});
 }
 
 task<ping_result> engine_core::ping_in(frame_pool& /*frames: the frame's allocator*/,
-                                       engine_core& core, ping_request request) {
-    // The frame holds the request, the op and the promise, and nothing
+                                       ping_inputs inputs) {
+    // The frame holds the inputs, the op and the promise, and nothing
     // else that lives across the suspension: the result goes straight
     // into the promise (bench/README.md, issue 13).
-    ping_op op(core, request);
+    ping_op op(inputs);
     co_await op;
     co_return detail::result_in_place{};
 }
@@ -130,15 +134,15 @@ std::optional<ping_result> engine_core::refusal(const ip_address& target) {
 }
 
 bool engine_core::start(ping_op& op) {
-    if (std::optional<ping_result> r = refusal(op.m_request.target)) {
+    if (std::optional<ping_result> r = refusal(op.m_inputs.target)) {
         op.set_result(*r);
         return false; // do not suspend: the result is ready
     }
     work_queued_outside();
     if (m_slots.full() || !m_waiting.empty())
-        enqueue(op.m_request, false);
+        enqueue(op.request(), false);
     else
-        launch(op.m_request);
+        launch(op.request());
     return true;
 }
 
@@ -244,7 +248,7 @@ void engine_core::launch(const ping_request& request, bool front) {
     if (index + 1 == m_slots.size() &&
         (index == 0 || (index >= 4096 && std::has_single_bit(index))))
         m_heap.reserve(std::max<std::size_t>(2 * std::size_t{index}, 8192));
-    slot& s = m_slots.begin_use(index, request.target, request.payload_size, has_token);
+    slot& s = m_slots.begin_use(index, request.target, request.payload_size);
     s.handler = request.handler;
     s.awaiter = request.awaiter;
     s.cookie = request.cookie;
@@ -271,17 +275,16 @@ void engine_core::build_request(std::uint32_t index, const family_state& fs) {
     const auto sequence = static_cast<std::uint16_t>(index & 0xffffu);
     const std::size_t packet_size = icmp_header_size + s.payload_size;
     std::byte* buffer = m_send_buffers.get(send_buffer_size(s.payload_size));
-    const socklen_t address_length = fill_sockaddr(s.target, buffer);
+    fill_sockaddr(s.target, buffer);
     const echo_token token{index, s.generation,
                            m_matcher.tag(index, s.generation, sequence, s.target, s.payload_size)};
     build_echo_request(std::span<std::byte>(buffer + sockaddr_room, packet_size), s.target.family(),
                        raw ? m_raw_identifier : 0, sequence, s.payload_size,
-                       s.has_token ? &token : nullptr, raw && s.target.is_v4(),
+                       s.has_token() ? &token : nullptr, raw && s.target.is_v4(),
                        m_config.random_payload ? &token.tag : nullptr);
     s.send_buffer = buffer;
     s.send_pending = true;
     s.send_attempts = 1;
-    s.address_length = static_cast<std::uint8_t>(address_length);
     ++m_sends_in_kernel;
 }
 
@@ -298,7 +301,7 @@ void engine_core::prep_send(std::uint32_t index) {
     io_uring_sqe* sqe = get_sqe();
     m_ring.prep_send(sqe, fs.fixed_file ? static_cast<int>(f) : fs.socket.fd, fs.fixed_file,
                      s.send_buffer + sockaddr_room, icmp_header_size + s.payload_size,
-                     s.send_buffer, s.address_length, encode(op_kind::send, index));
+                     s.send_buffer, sockaddr_length(s.target), encode(op_kind::send, index));
 }
 
 void engine_core::resend(std::uint32_t index) {
@@ -332,8 +335,7 @@ void engine_core::flush_sends(bool submit_now) {
             s.tx_mono = now;
             if (p.timeout_ns < 0)
                 continue; // a resend: its deadline is in the heap already
-            s.deadline = now + p.timeout_ns;
-            m_heap.push(p.slot, s.deadline);
+            m_heap.push(p.slot, now + p.timeout_ns);
         }
         m_pending_sends.clear();
     }

@@ -91,17 +91,24 @@ struct huge_page_allocator {
     }
     T* allocate(std::size_t n) {
         const std::size_t bytes = n * sizeof(T);
-        if (bytes < populated_size)
-            return static_cast<T*>(::operator new(bytes));
+        if (bytes < populated_size) {
+            if constexpr (alignof(T) > __STDCPP_DEFAULT_NEW_ALIGNMENT__)
+                return static_cast<T*>(::operator new (bytes, std::align_val_t{alignof(T)}));
+            else
+                return static_cast<T*>(::operator new(bytes));
+        }
         if (bytes < huge_page_size)
             return reinterpret_cast<T*>(map_populated(bytes));
         return reinterpret_cast<T*>(map_huge(rounded(bytes)));
     }
     void deallocate(T* p, std::size_t n) noexcept {
         const std::size_t bytes = n * sizeof(T);
-        if (bytes < populated_size)
-            ::operator delete(p);
-        else if (bytes < huge_page_size)
+        if (bytes < populated_size) {
+            if constexpr (alignof(T) > __STDCPP_DEFAULT_NEW_ALIGNMENT__)
+                ::operator delete (p, std::align_val_t{alignof(T)});
+            else
+                ::operator delete(p);
+        } else if (bytes < huge_page_size)
             unmap_populated(reinterpret_cast<std::byte*>(p), bytes);
         else
             unmap_huge(reinterpret_cast<std::byte*>(p), rounded(bytes));

@@ -209,14 +209,14 @@ match_verdict reply_matcher::match_tokenless(const slot_table& slots, const icmp
         if (!same_host(s.target, peer))
             continue;
         if (s.state != slot_state::in_flight) {
-            if (!s.has_token) {
+            if (!s.has_token()) {
                 ended = s.outcome;
                 ended_index = index;
             }
             continue;
         }
-        if (!is_error &&
-            (s.has_token || (payload_length != unknown_length && s.payload_size != payload_length)))
+        if (!is_error && (s.has_token() ||
+                          (payload_length != unknown_length && s.payload_size != payload_length)))
             continue;
         // An ICMP error quoting a few payload bytes (fewer than a token) must
         // quote what this ping sent: the start of its token, or its pattern.
@@ -253,7 +253,8 @@ bool reply_matcher::quote_matches(const slot_table& slots, std::uint32_t index,
     const auto size = static_cast<std::uint32_t>(std::min<std::size_t>(s.payload_size, token_size));
     // The random fill is seeded with the tag of the whole request.
     build_echo_request(expected, s.target.family(), 0, m.sequence, size,
-                       s.has_token ? &token : nullptr, false, m_random_fill ? &token.tag : nullptr);
+                       s.has_token() ? &token : nullptr, false,
+                       m_random_fill ? &token.tag : nullptr);
     return std::equal(m.payload.begin(), m.payload.end(), expected.begin() + icmp_header_size);
 }
 

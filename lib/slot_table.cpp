@@ -48,14 +48,13 @@ std::uint32_t slot_table::alloc(const ip_address& target, bool has_token) {
 }
 
 slot& slot_table::begin_use(std::uint32_t index, const ip_address& target,
-                            std::uint32_t payload_size, bool has_token) noexcept {
+                            std::uint32_t payload_size) noexcept {
     slot& s = m_slots[index];
     s.target = target;
     ++s.generation;
     s.prev_outcome = s.outcome;
     s.outcome = slot_outcome::none;
-    s.payload_size = payload_size;
-    s.has_token = has_token;
+    s.payload_size = static_cast<std::uint16_t>(payload_size); // checked by check_ping_arguments
     s.fake_dropped = false;
     s.state = slot_state::in_flight;
     s.send_pending = false;

@@ -10,6 +10,7 @@
 #pragma once
 
 #include "huge_pages.hpp"
+#include "packet.hpp"
 
 #include <icmpengine/engine.hpp>
 
@@ -33,25 +34,32 @@ enum class slot_state : std::uint8_t {
 /// duplicate one.
 enum class slot_outcome : std::uint8_t { none, reply, other };
 
-struct slot {
+/// One cache line (issue 13: with every ping in flight at once, the table
+/// is a slot per ping, and a slot that straddles two lines costs two cache
+/// misses per reply). The deadline is the heap's (deadline_heap), the
+/// sockaddr's length follows from the family, and whether the payload
+/// carries a token from its size.
+struct alignas(64) slot {
     ping_handler* handler = nullptr; ///< null when abandoned or ended
     std::uint64_t cookie = 0;        ///< handed back to `handler`
-    ip_address target;
-    std::int64_t tx_mono = 0;  ///< send time, CLOCK_MONOTONIC ns
-    std::int64_t deadline = 0; ///< CLOCK_MONOTONIC ns
+    std::int64_t tx_mono = 0;        ///< send time, CLOCK_MONOTONIC ns
     std::byte* send_buffer = nullptr;
+    ip_address target;
     std::uint32_t generation = 0;
-    std::uint32_t payload_size = 0;
-    slot_state state = slot_state::free;
-    slot_outcome outcome = slot_outcome::none;      ///< of `generation`
-    slot_outcome prev_outcome = slot_outcome::none; ///< of `generation - 1`
-    bool send_pending = false;
-    bool has_token = false;
-    bool fake_dropped = false; ///< by engine_config::fake_drop_probability
-    bool awaiter = false;      ///< the handler is a ping_op (ping_request::awaiter)
-    std::uint8_t send_attempts = 0;
-    std::uint8_t address_length = 0; ///< of the sockaddr in send_buffer
+    std::uint16_t payload_size = 0; ///< at most max_payload_size (65,507)
+    slot_state state : 2 = slot_state::free;
+    slot_outcome outcome : 2 = slot_outcome::none;      ///< of `generation`
+    slot_outcome prev_outcome : 2 = slot_outcome::none; ///< of `generation - 1`
+    bool send_pending : 1 = false;
+    bool fake_dropped : 1 = false; ///< by engine_config::fake_drop_probability
+    bool awaiter : 1 = false;      ///< the handler is a ping_op (ping_request::awaiter)
+    std::uint8_t send_attempts : 7 = 0;
+
+    /// The payload starts with a matching token (packet.hpp).
+    bool has_token() const noexcept { return payload_size >= token_size; }
 };
+static_assert(sizeof(slot) == 64, "a slot is one cache line");
+static_assert(max_payload_size <= 0xffff, "slot::payload_size is 16 bits");
 
 /// Addresses match if family and bytes do; a scope id only counts when both
 /// sides have one (the kernel reports it on link-local replies).
@@ -71,8 +79,8 @@ class slot_table {
     std::uint32_t alloc(const ip_address& target, bool has_token);
     /// Starts a new use of slot `index` (from alloc() or claim()): a new
     /// generation, in flight to `target`.
-    slot& begin_use(std::uint32_t index, const ip_address& target, std::uint32_t payload_size,
-                    bool has_token) noexcept;
+    slot& begin_use(std::uint32_t index, const ip_address& target,
+                    std::uint32_t payload_size) noexcept;
     /// Makes slot `index` free again (its ping ended and its send completed).
     void release(std::uint32_t index);
     /// Marks slot `index` in use, growing the table to hold it: for tests

@@ -441,9 +441,12 @@ void run_differential(std::uint64_t seed, std::size_t operations) {
                 continue;
             }
             const std::uint32_t id = members[rng() % members.size()];
+            const auto it = ref.by_id.at(id);
+            // What the engine reads for a reply's lateness (slots keep no
+            // copy of the deadline).
+            REQUIRE(heap.deadline_of(id) == it->first);
             REQUIRE(heap.erase(id));
             REQUIRE_FALSE(heap.contains(id));
-            const auto it = ref.by_id.at(id);
             ref.by_deadline.erase(it);
             ref.by_id.erase(id);
             remove_member(id);

@@ -325,3 +325,19 @@ TEST_CASE("a huge_page_allocator vector grown past 2 MiB keeps its contents", "[
         CHECK_FALSE(mapped(big_data, huge_page_size));
     }
 }
+
+TEST_CASE("huge_page_allocator: over-aligned elements keep their alignment at every size",
+          "[huge_pages]") {
+    // The engine's slots are one cache line each (alignas(64)): below
+    // 64 KiB they come from the aligned operator new, above from mappings.
+    struct alignas(64) line {
+        unsigned char bytes[64];
+    };
+    for (const std::size_t n : {1u, 3u, 100u, 1024u, 5000u, 40000u}) {
+        huge_page_allocator<line> alloc;
+        line* p = alloc.allocate(n);
+        CHECK(reinterpret_cast<std::uintptr_t>(p) % 64 == 0);
+        p[n - 1].bytes[63] = 1;
+        alloc.deallocate(p, n);
+    }
+}

@@ -131,14 +131,14 @@ struct pinger {
     std::uint32_t launch(const ip_address& target, std::uint32_t payload_size) {
         const std::uint32_t index = slots.alloc(target, payload_size >= token_size);
         REQUIRE(index != no_slot);
-        slots.begin_use(index, target, payload_size, payload_size >= token_size);
+        slots.begin_use(index, target, payload_size);
         return index;
     }
     // The same in a slot the test chooses (slot_table::claim).
     std::uint32_t launch_at(std::uint32_t index, const ip_address& target,
                             std::uint32_t payload_size) {
         slots.claim(index);
-        slots.begin_use(index, target, payload_size, payload_size >= token_size);
+        slots.begin_use(index, target, payload_size);
         return index;
     }
     // engine_core::end (+ finish once its send completed): frees the slot.
@@ -159,7 +159,7 @@ struct pinger {
             matcher.tag(index, s.generation, sequence, s.target, s.payload_size)};
         byte_vector v(icmp_header_size + s.payload_size);
         REQUIRE(build_echo_request(v, family, raw ? our_identifier : 0, sequence, s.payload_size,
-                                   s.has_token ? &token : nullptr, raw && family == ip_family::v4,
+                                   s.has_token() ? &token : nullptr, raw && family == ip_family::v4,
                                    matcher.random_fill() ? &token.tag : nullptr) == v.size());
         return v;
     }

@@ -231,7 +231,7 @@ void launch(model_engine& e, std::uint32_t index, const ip_address& target,
     if (!has_token && e.slots.tokenless_conflict(index, target))
         return;
     e.slots.claim(index);
-    const slot& s = e.slots.begin_use(index, target, payload_size, has_token);
+    const slot& s = e.slots.begin_use(index, target, payload_size);
 
     const auto sequence = static_cast<std::uint16_t>(index & 0xffffU);
     const echo_token token{index, s.generation,
@@ -437,7 +437,7 @@ const char* verdict_name(const match_verdict& v) {
                      : s.state == slot_state::ended   ? "ended"
                                                       : "free",
                      s.generation, s.target.to_string().c_str(), s.payload_size,
-                     s.has_token ? ", token" : "");
+                     s.has_token() ? ", token" : "");
     }
     std::fprintf(stderr, "  packet (%s%s): %zu bytes, full length %s, peer %s\n    %s\n", d.what,
                  d.errqueue ? ", error queue" : "", d.data.size(),
