@@ -241,13 +241,14 @@ void engine_core::launch(const ping_request& request, bool front) {
         enqueue(request, front);
         return;
     }
-    // Room in the heap for every slot, so that a push never allocates. Grown
-    // geometrically: reserving a fixed step ahead reallocated the heap for
-    // every new slot while it was empty (on loopback, most of a fan-out) and
-    // copied O(n^2) entries on the way to a million slots.
+    // Room in the heap for every slot, so that a push never allocates: for
+    // every slot the table has room for (it jumps to its reuse size early),
+    // and geometrically beyond. Reserving a fixed step ahead reallocated
+    // the heap for every new slot while it was empty (on loopback, most of
+    // a fan-out) and copied O(n^2) entries on the way to a million slots.
     if (index + 1 == m_slots.size() &&
         (index == 0 || (index >= 4096 && std::has_single_bit(index))))
-        m_heap.reserve(std::max<std::size_t>(2 * std::size_t{index}, 8192));
+        m_heap.reserve(std::max<std::size_t>({2 * std::size_t{index}, 8192, m_slots.capacity()}));
     slot& s = m_slots.begin_use(index, request.target, request.payload_size);
     s.handler = request.handler;
     s.awaiter = request.awaiter;

@@ -68,8 +68,7 @@ std::size_t frame_pool::chunk_bytes() const noexcept {
 }
 
 void frame_pool::add_chunk() {
-    const std::size_t size =
-        m_chunks.empty() ? first_chunk : std::min(m_chunks.back().size * 2, huge_chunk);
+    const std::size_t size = m_chunks.empty() ? first_chunk : huge_chunk;
     m_chunks.reserve(m_chunks.size() + 1);
     // Populated: frames are carved from a chunk in order, so all of it is
     // written before the next chunk is mapped (but the last one's rest).

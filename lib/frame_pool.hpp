@@ -5,11 +5,14 @@
 // one size at once and frees them together: from the heap, one malloc
 // each, that is 60,000 first touches of fresh pages (a page fault per
 // 4 KiB, costly in a VM) and malloc's own bookkeeping. The pool hands out
-// blocks of the one frame size from chunks of its own, 64 KiB growing to
-// 2 MiB (those aligned and offered to the kernel as transparent huge
-// pages, madvise(MADV_HUGEPAGE): one fault per 2 MiB where THP is enabled,
-// as on Debian), keeps freed blocks on a free list, and gives every chunk
-// but the first back to the kernel whenever no frame is left.
+// blocks of the one frame size from chunks of its own, populated as they
+// are mapped: a first one of 64 KiB (256 frames of engine::ping), then
+// 2 MiB ones, aligned and offered to the kernel as transparent huge pages
+// (madvise(MADV_HUGEPAGE), on where THP is, as on Debian). It keeps freed
+// blocks on a free list, and gives every chunk but the first back to the
+// kernel whenever no frame is left. (Chunks used to double from 64 KiB to
+// 2 MiB: the 1.9 MB of ordinary pages on the way cost a W1 `when_all`
+// more than the huge pages they now are, issue 13, bench/README.md.)
 //
 // One pool per engine, used on the engine's thread (an engine is not
 // thread-safe; its ping tasks run, and are destroyed, there). The engine

@@ -5,11 +5,12 @@
 // waiting for delivery) reach megabytes when tens of thousands of pings are
 // in flight at once. Every first touch of a 4 KiB page is a page fault,
 // which in a VM costs microseconds: 60,000 slots fault ~1,200 times on the
-// way to 4.8 MB, more with the copies of a growing vector. Arrays of 2 MiB
+// way to 4 MiB, more with the copies of a growing vector. Arrays of 2 MiB
 // and more are therefore mapped 2 MiB-aligned and offered to the kernel as
 // transparent huge pages (madvise(MADV_HUGEPAGE), which Debian's default
 // "madvise" mode honours): one fault per 2 MiB. Smaller arrays, and every
-// array where THP is off, are ordinary memory.
+// array where THP is off, are ordinary memory, populated as mapped from
+// 64 KiB up (most of such an array is written soon).
 //
 // What the engine knows it will write in full soon (the receive buffers,
 // a chunk of coroutine frames, a result array) it populates at once with
@@ -75,7 +76,10 @@ std::byte* map_populated(std::size_t size);
 void unmap_populated(std::byte* p, std::size_t size) noexcept;
 
 /// Arrays from this size up are mapped: populated below huge_page_size,
-/// huge pages from it up (one fault per 2 MiB).
+/// huge pages from it up (rounded up to whole ones), left to fault in one
+/// at a time: a vector's doubling or the heap's reserve may leave half of
+/// such an array unused for long, and populating it would make all of it
+/// resident (W5 at a million in flight: ~20 more bytes per ping).
 inline constexpr std::size_t populated_size = 64 * 1024;
 
 template <typename T>

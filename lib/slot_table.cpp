@@ -36,11 +36,11 @@ std::uint32_t slot_table::alloc(const ip_address& target, bool has_token) {
     if (!has_token && tokenless_conflict(index, target))
         return no_slot;
     if (m_slots.size() == m_slots.capacity() && grow &&
-        2 * (m_slots.size() + 1) * sizeof(slot) >= huge_page_size)
-        // The next doubling reaches huge pages: go straight to the size
-        // the table grows to before it reuses slots, rather than map, zero
-        // and copy every power of two on the way (a 4 MiB step to 65,536
-        // slots, issue 13).
+        2 * (m_slots.size() + 1) * sizeof(slot) >= jump_bytes)
+        // The next doubling reaches 256 KiB (4,096 slots): go straight to
+        // the size the table grows to before it reuses slots, rather than
+        // map, populate and copy every power of two on the way (with the
+        // defaults, one 4 MiB step to 65,536 slots in huge pages; issue 13).
         m_slots.reserve(std::min<std::size_t>(m_reuse_after, m_capacity));
     m_slots.emplace_back();
     ++m_in_use;

@@ -95,6 +95,11 @@ class slot_table {
     slot& operator[](std::uint32_t index) noexcept { return m_slots[index]; }
     const slot& operator[](std::uint32_t index) const noexcept { return m_slots[index]; }
     std::size_t size() const noexcept { return m_slots.size(); }
+    /// Slots the table has room for before it grows again.
+    std::size_t capacity() const noexcept { return m_slots.capacity(); }
+    /// From this size of the next growth on, the table grows straight to
+    /// its reuse size.
+    static constexpr std::size_t jump_bytes = 256 * 1024;
     std::uint32_t in_use() const noexcept { return m_in_use; }
     bool full() const noexcept { return m_in_use >= m_capacity; }
     std::span<slot> all() noexcept { return m_slots; }
