@@ -394,7 +394,8 @@ TEST_CASE("start_ping: invalid arguments throw at the call; refusals are results
         engine eng;
         const auto ten_years = std::chrono::hours(24 * 365 * 10);
         CHECK_THROWS_AS(c.start(eng, addr("127.0.0.1"), 0ns, 1), std::invalid_argument);
-        CHECK_THROWS_WITH(c.start(eng, addr("127.0.0.1"), 0ns, 1), Catch::Contains("timeout = 0 ns"));
+        CHECK_THROWS_WITH(c.start(eng, addr("127.0.0.1"), 0ns, 1),
+                          Catch::Contains("timeout = 0 ns"));
         CHECK_THROWS_AS(c.start(eng, addr("127.0.0.1"), -5ms, 2), std::invalid_argument);
         CHECK_THROWS_WITH(c.start(eng, addr("127.0.0.1"), -5ms, 2), Catch::Contains("-5000000"));
         CHECK_THROWS_AS(c.start(eng, addr("::1"), ten_years + 1ns, 3), std::invalid_argument);
