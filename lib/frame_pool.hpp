@@ -8,11 +8,12 @@
 // blocks of the one frame size from chunks of its own, populated as they
 // are mapped: a first one of 64 KiB (256 frames of engine::ping), then
 // 2 MiB ones, aligned and offered to the kernel as transparent huge pages
-// (madvise(MADV_HUGEPAGE), on where THP is, as on Debian). It keeps freed
-// blocks on a free list, and gives every chunk but the first back to the
-// kernel whenever no frame is left. (Chunks used to double from 64 KiB to
-// 2 MiB: the 1.9 MB of ordinary pages on the way cost a W1 `when_all`
-// more than the huge pages they now are, issue 13, bench/README.md.)
+// (madvise(MADV_HUGEPAGE), honoured where THP is on, as on Debian). It
+// keeps freed blocks on a free list, and gives every chunk but the first
+// back to the kernel whenever no frame is left. (Chunks used to double
+// from 64 KiB to 2 MiB: the 1.9 MB of ordinary pages on the way cost a W1
+// `when_all` more than the huge pages they now are; issue 13,
+// bench/README.md.)
 //
 // One pool per engine, used on the engine's thread (an engine is not
 // thread-safe; its ping tasks run, and are destroyed, there). The engine
