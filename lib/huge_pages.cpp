@@ -5,12 +5,43 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
+#include <cstring>
 #include <sys/mman.h>
 #include <unistd.h>
+
+#ifdef MADV_COLLAPSE
+static_assert(MADV_COLLAPSE == 25);
+#endif
 
 namespace icmpengine::detail {
 
 namespace {
+
+constexpr int madv_collapse = 25; // MADV_COLLAPSE, Linux 6.1 (see prefault)
+
+/// From this size of results up, when_all's array is placed for huge pages.
+constexpr std::size_t huge_results = 4 * 1024 * 1024;
+
+/// What glibc adds to a request it serves with a mapping of its own: an
+/// 8-byte size field on each side (its malloc/malloc.c: request2size and
+/// sysmalloc_mmap). The chunk header before the pointer is 16 bytes.
+constexpr std::size_t malloc_mmap_overhead = 24;
+
+/// Whether transparent huge pages may be used at all: not where the
+/// administrator chose "never" (MADV_COLLAPSE would ignore that choice).
+bool huge_pages_allowed() noexcept {
+    static const bool allowed = [] {
+        std::FILE* f = std::fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+        if (f == nullptr)
+            return false;
+        char line[128] = {};
+        const bool read = std::fgets(line, sizeof line, f) != nullptr;
+        std::fclose(f);
+        return read && std::strstr(line, "[never]") == nullptr;
+    }();
+    return allowed;
+}
 
 std::size_t page_size() noexcept {
     static const auto size = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
@@ -91,9 +122,33 @@ void advise_huge_pages(void* p, std::size_t size) noexcept {
     advise_inside(p, size, huge_page_size, MADV_HUGEPAGE);
 }
 
-void prefault(void* p, std::size_t size) noexcept {
-    if (size >= 4 * 1024 * 1024)
-        advise_huge_pages(p, size);
+std::size_t result_capacity(std::size_t count, std::size_t size) noexcept {
+    if (size == 0 || count > (SIZE_MAX - 2 * huge_page_size) / size || count * size < huge_results)
+        return count;
+    const std::size_t whole = (count * size + malloc_mmap_overhead + huge_page_size - 1) /
+                              huge_page_size * huge_page_size;
+    return (whole - malloc_mmap_overhead) / size;
+}
+
+void prefault(void* p, std::size_t size, std::size_t reserved) noexcept {
+    if (size >= huge_results) {
+        // Whole blocks of the allocation's pages, from the page that holds
+        // the allocator's header to the one that holds its trailer (the
+        // same mapping, and only ever advised).
+        const std::size_t page = page_size();
+        const auto begin = reinterpret_cast<std::uintptr_t>(p) / page * page;
+        const std::uintptr_t end =
+            (reinterpret_cast<std::uintptr_t>(p) + std::max(size, reserved) + page - 1) / page *
+            page;
+        advise_inside(reinterpret_cast<void*>(begin), end - begin, huge_page_size, MADV_HUGEPAGE);
+        // The allocation starts a block: its header page is resident
+        // already, which keeps the kernel from giving the block a huge page
+        // at its next fault; MADV_COLLAPSE gives it one now, contents kept.
+        // (Debian 12's headers predate MADV_COLLAPSE: its value, 25, from
+        // the kernel's include/uapi/asm-generic/mman-common.h.)
+        if (begin % huge_page_size == 0 && end - begin >= huge_page_size && huge_pages_allowed())
+            (void)::madvise(reinterpret_cast<void*>(begin), huge_page_size, madv_collapse);
+    }
     if (size >= populated_size)
         populate(p, size);
 }

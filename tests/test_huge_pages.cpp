@@ -183,16 +183,72 @@ TEST_CASE("prefault: ranges from 64 KiB populated, smaller ones left to fault in
     const std::size_t page = page_size();
     const std::size_t span = 8 * MiB;
     std::byte* p = fresh(span);
-    prefault(p, populated_size - 1);
+    prefault(p, populated_size - 1, populated_size - 1);
     CHECK(resident_pages(p, populated_size) == 0);
-    prefault(p, populated_size);
+    prefault(p, populated_size, populated_size);
     CHECK(resident_pages(p, populated_size) == populated_size / page);
     CHECK(resident_pages(p + populated_size, page) == 0);
     // 4 MiB and more: advised as huge pages too, and populated all the same.
-    prefault(p + MiB, 5 * MiB);
+    prefault(p + MiB, 5 * MiB, 5 * MiB);
     CHECK(resident_pages(p + MiB, 5 * MiB) == 5 * MiB / page);
     CHECK(resident_pages(p + 6 * MiB, 2 * MiB) == 0);
     ::munmap(p, span);
+}
+
+TEST_CASE("prefault: an array that starts a 2 MiB block, behind an allocator's header, keeps "
+          "every byte around it",
+          "[huge_pages]") {
+    // The shape result_capacity() asks of the C library: a mapping of whole
+    // huge pages, 2 MiB-aligned, a 16-byte header, then the array, and
+    // capacity beyond the part about to be written. prefault() makes the
+    // first block one huge page (MADV_COLLAPSE, where the kernel has it):
+    // the header must survive that, and nothing past the array is populated
+    // beyond the block the array ends in.
+    const std::size_t span = 8 * MiB;
+    std::byte* raw = map_huge(span); // 2 MiB-aligned
+    std::memset(raw, 0x5a, 16);      // the allocator's header, resident
+    std::byte* array = raw + 16;
+    const std::size_t size = 4 * MiB + 123'456;
+    prefault(array, size, span - 16);
+    for (std::size_t i = 0; i < 16; ++i)
+        CHECK(raw[i] == std::byte{0x5a});
+    const std::size_t whole_pages = (16 + size) / page_size();
+    CHECK(resident_pages(raw, whole_pages * page_size()) == whole_pages);
+    // Writable, and zero where nothing was written.
+    CHECK(array[0] == std::byte{0});
+    CHECK(array[size - 1] == std::byte{0});
+    array[size - 1] = std::byte{1};
+    // The last block is untouched.
+    CHECK(resident_pages(raw + 6 * MiB, 2 * MiB) == 0);
+    unmap_huge(raw, span);
+}
+
+TEST_CASE("result_capacity: from 4 MiB of results, the C library's mapping in whole huge pages",
+          "[huge_pages]") {
+    using icmpengine::detail::result_capacity;
+    constexpr std::size_t overhead = 24; // glibc: 8 bytes of size field on each side
+    // Below 4 MiB, exactly what was asked.
+    CHECK(result_capacity(0, 72) == 0);
+    CHECK(result_capacity(1000, 72) == 1000);
+    CHECK(result_capacity(4 * MiB / 72, 72) == 4 * MiB / 72);
+    CHECK(result_capacity(5, 0) == 5);
+    CHECK(result_capacity(SIZE_MAX / 8, 72) == SIZE_MAX / 8);
+    // From 4 MiB up: at least what was asked, at most 2 MiB more, and the
+    // request plus glibc's overhead fills the same whole huge pages that
+    // the array needs.
+    for (const std::size_t size : {std::size_t{72}, std::size_t{8}, std::size_t{1000}}) {
+        for (const std::size_t count : {4 * MiB / size + 1, 60'000 * 72 / size, 10 * MiB / size,
+                                        (16 * MiB - overhead) / size}) {
+            INFO("count " << count << " of " << size << " bytes");
+            const std::size_t capacity = result_capacity(count, size);
+            const std::size_t whole =
+                (count * size + overhead + huge_page_size - 1) / huge_page_size * huge_page_size;
+            CHECK(capacity >= count);
+            CHECK(capacity * size + overhead <= whole);
+            CHECK(capacity * size + overhead + size > whole);
+            CHECK((capacity - count) * size < huge_page_size);
+        }
+    }
 }
 
 TEST_CASE("huge_page_allocator: 2 MiB and more mapped 2 MiB-aligned, from 64 KiB mapped and "

@@ -67,8 +67,8 @@ task<std::vector<T>> when_all(std::vector<task<T>> tasks) {
     detail::task_group group;
     std::vector<T> results;
     if constexpr (detail::group_takes_results<T>) {
-        results.reserve(tasks.size());
-        detail::prefault(results.data(), tasks.size() * sizeof(T));
+        results.reserve(detail::result_capacity(tasks.size(), sizeof(T)));
+        detail::prefault(results.data(), tasks.size() * sizeof(T), results.capacity() * sizeof(T));
         results.resize(tasks.size());
         group.m_results = results.data();
         group.m_tasks = tasks.data();
