@@ -56,7 +56,8 @@ class basic_deadline_heap {
         m_pos[e.id] = static_cast<std::uint32_t>(i);
     }
 
-    std::vector<entry, huge_page_allocator<entry>> m_heap;
+    /// Reserved for every id (reserve()), used by the few in the heap.
+    std::vector<entry, huge_page_allocator<entry, array_fill::little>> m_heap;
     std::vector<std::uint32_t, huge_page_allocator<std::uint32_t>>
         m_pos; // m_pos[id]: index in m_heap, or npos
 };

@@ -87,15 +87,19 @@ void populate(void* p, std::size_t size) noexcept {
     advise_inside(p, size, page_size(), MADV_POPULATE_WRITE);
 }
 
+std::byte* map_on_demand(std::size_t size) {
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        throw std::bad_alloc();
+    return static_cast<std::byte*>(p);
+}
+
 std::byte* map_populated(std::size_t size) {
     std::byte* base;
     if (size >= huge_page_size) {
         base = map_huge(size);
     } else {
-        void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED)
-            throw std::bad_alloc();
-        base = static_cast<std::byte*>(p);
+        base = map_on_demand(size);
     }
     populate(base, size);
     return base;

@@ -75,20 +75,38 @@ class populated_memory {
 std::byte* map_populated(std::size_t size);
 void unmap_populated(std::byte* p, std::size_t size) noexcept;
 
-/// Arrays from this size up are mapped: populated below huge_page_size,
-/// huge pages from it up (rounded up to whole ones), left to fault in one
-/// at a time: a vector's doubling or the heap's reserve may leave half of
-/// such an array unused for long, and populating it would make all of it
-/// resident (W5 at a million in flight: ~20 more bytes per ping).
+/// Arrays from this size up are mapped: populated below huge_page_size
+/// (unless reserved ahead of use, see array_fill), huge pages from it up
+/// (rounded up to whole ones), left to fault in one at a time: a vector's
+/// doubling or the heap's reserve may leave half of such an array unused
+/// for long, and populating it would make all of it resident (W5 at a
+/// million in flight: ~20 more bytes per ping).
 inline constexpr std::size_t populated_size = 64 * 1024;
 
-template <typename T>
+/// How much of an array from populated_size up is written soon after it is
+/// mapped: `most` for a vector that grows by doubling (at least half of it
+/// is, at once), `little` for room reserved ahead of use (the deadline
+/// heap's, for every slot the table may hold: on loopback a W1 fan-out of
+/// 60,000 never has more than one send batch, 16 entries, in it, and
+/// populating its 1 MiB cost ~1-2 ms and 1.4 MB of RSS; bench/README.md). Below huge_page_size,
+/// `most` is populated as mapped, `little` faults in page by page as it is used.
+enum class array_fill { most, little };
+
+/// `size` bytes of fresh memory, mapped and left to fault in; unmapped by
+/// unmap_populated. Throws std::bad_alloc.
+std::byte* map_on_demand(std::size_t size);
+
+template <typename T, array_fill Fill = array_fill::most>
 struct huge_page_allocator {
     using value_type = T;
+    template <typename U>
+    struct rebind {
+        using other = huge_page_allocator<U, Fill>;
+    };
 
     huge_page_allocator() noexcept = default;
     template <typename U>
-    huge_page_allocator(const huge_page_allocator<U>&) noexcept {}
+    huge_page_allocator(const huge_page_allocator<U, Fill>&) noexcept {}
 
     static constexpr std::size_t rounded(std::size_t bytes) noexcept {
         return (bytes + huge_page_size - 1) / huge_page_size * huge_page_size;
@@ -102,7 +120,8 @@ struct huge_page_allocator {
                 return static_cast<T*>(::operator new(bytes));
         }
         if (bytes < huge_page_size)
-            return reinterpret_cast<T*>(map_populated(bytes));
+            return reinterpret_cast<T*>(Fill == array_fill::most ? map_populated(bytes)
+                                                                 : map_on_demand(bytes));
         return reinterpret_cast<T*>(map_huge(rounded(bytes)));
     }
     void deallocate(T* p, std::size_t n) noexcept {
@@ -118,7 +137,7 @@ struct huge_page_allocator {
             unmap_huge(reinterpret_cast<std::byte*>(p), rounded(bytes));
     }
     template <typename U>
-    bool operator==(const huge_page_allocator<U>&) const noexcept {
+    bool operator==(const huge_page_allocator<U, Fill>&) const noexcept {
         return true;
     }
 };

@@ -17,7 +17,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <sys/mman.h>
+#include <type_traits>
 #include <unistd.h>
 #include <utility>
 #include <vector>
@@ -301,6 +303,52 @@ TEST_CASE("huge_page_allocator: 2 MiB and more mapped 2 MiB-aligned, from 64 KiB
         huge_page_allocator<double> other(alloc);
         CHECK(alloc == other);
         CHECK(other == huge_page_allocator<double>{});
+    }
+}
+
+TEST_CASE("huge_page_allocator, array_fill::little: room reserved ahead of use faults in as it "
+          "is used",
+          "[huge_pages]") {
+    using icmpengine::detail::array_fill;
+    using little_vector = std::vector<int, huge_page_allocator<int, array_fill::little>>;
+    SECTION("from 64 KiB to 2 MiB: page-aligned, nothing resident before the first write") {
+        huge_page_allocator<int, array_fill::little> alloc;
+        for (const std::size_t n : {populated_size / sizeof(int), std::size_t{100'000},
+                                    huge_page_size / sizeof(int) - 1}) {
+            INFO("n " << n);
+            int* p = alloc.allocate(n);
+            REQUIRE(p != nullptr);
+            CHECK(address(p) % page_size() == 0);
+            const std::size_t whole = n * sizeof(int) / page_size() * page_size();
+            CHECK(resident_pages(p, whole) == 0);
+            p[0] = 1; // one page written, one page resident
+            CHECK(resident_pages(p, whole) == 1);
+            p[n - 1] = 2;
+            CHECK(p[0] == 1);
+            alloc.deallocate(p, n);
+            CHECK_FALSE(mapped(p, whole));
+        }
+    }
+    SECTION("the deadline heap's use: reserve for every id, fill a few") {
+        little_vector v;
+        v.reserve(65'536); // 256 KiB
+        REQUIRE(address(v.data()) % page_size() == 0);
+        for (int i = 0; i < 100; ++i)
+            v.push_back(i);
+        CHECK(resident_pages(v.data(), 65'536 * sizeof(int)) == 1);
+        // From 2 MiB up, 2 MiB-aligned like every huge_page_allocator array;
+        // the contents move across.
+        v.reserve(huge_page_size / sizeof(int) + 1);
+        CHECK(address(v.data()) % huge_page_size == 0);
+        for (int i = 0; i < 100; ++i)
+            REQUIRE(v[static_cast<std::size_t>(i)] == i);
+    }
+    SECTION("allocators of one fill compare equal and rebind") {
+        huge_page_allocator<int, array_fill::little> a;
+        huge_page_allocator<double, array_fill::little> b(a);
+        CHECK(b == huge_page_allocator<double, array_fill::little>{});
+        static_assert(
+            std::is_same_v<std::allocator_traits<decltype(a)>::rebind_alloc<double>, decltype(b)>);
     }
 }
 
