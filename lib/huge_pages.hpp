@@ -88,8 +88,9 @@ inline constexpr std::size_t populated_size = 64 * 1024;
 /// is, at once), `little` for room reserved ahead of use (the deadline
 /// heap's, for every slot the table may hold: on loopback a W1 fan-out of
 /// 60,000 never has more than one send batch, 16 entries, in it, and
-/// populating its 1 MiB cost ~1-2 ms and 1.4 MB of RSS; bench/README.md). Below huge_page_size,
-/// `most` is populated as mapped, `little` faults in page by page as it is used.
+/// populating its 1 MiB cost ~1-2 ms and 1.4 MB of RSS; bench/README.md).
+/// Below huge_page_size, `most` is populated as mapped, `little` faults in
+/// page by page as it is used.
 enum class array_fill { most, little };
 
 /// `size` bytes of fresh memory, mapped and left to fault in; unmapped by
