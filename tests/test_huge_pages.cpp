@@ -79,6 +79,25 @@ std::byte* fresh(std::size_t size) {
 template <typename T>
 using huge_vector = std::vector<T, huge_page_allocator<T>>;
 
+/// Allocates int arrays from 64 KiB to just under 2 MiB with `alloc` (the
+/// sizes it maps rather than takes from the heap), each page-aligned; hands
+/// each to `check(p, n, whole)`, `whole` being its whole pages' bytes; then
+/// deallocates it and checks it is unmapped.
+template <typename Alloc, typename Check>
+void for_mapped_sizes(Alloc& alloc, Check check) {
+    for (const std::size_t n :
+         {populated_size / sizeof(int), std::size_t{100'000}, huge_page_size / sizeof(int) - 1}) {
+        INFO("n " << n);
+        int* p = alloc.allocate(n);
+        REQUIRE(p != nullptr);
+        CHECK(address(p) % page_size() == 0);
+        const std::size_t whole = n * sizeof(int) / page_size() * page_size();
+        check(p, n, whole);
+        alloc.deallocate(p, n);
+        CHECK_FALSE(mapped(p, whole));
+    }
+}
+
 /// The size of the engine's delivery records: not a power of two.
 struct record {
     std::uint64_t a = 0;
@@ -258,20 +277,12 @@ TEST_CASE("huge_page_allocator: 2 MiB and more mapped 2 MiB-aligned, from 64 KiB
           "[huge_pages]") {
     huge_page_allocator<int> alloc;
     SECTION("from 64 KiB to 2 MiB: page-aligned, resident before any write, unmapped after") {
-        for (const std::size_t n : {populated_size / sizeof(int), std::size_t{100'000},
-                                    huge_page_size / sizeof(int) - 1}) {
-            INFO("n " << n);
-            int* p = alloc.allocate(n);
-            REQUIRE(p != nullptr);
-            CHECK(address(p) % page_size() == 0);
-            const std::size_t whole = n * sizeof(int) / page_size() * page_size();
+        for_mapped_sizes(alloc, [](int* p, std::size_t n, std::size_t whole) {
             CHECK(resident_pages(p, whole) == whole / page_size());
             for (std::size_t i = 0; i < n; ++i)
                 p[i] = static_cast<int>(i);
             CHECK(p[n - 1] == static_cast<int>(n - 1));
-            alloc.deallocate(p, n);
-            CHECK_FALSE(mapped(p, whole));
-        }
+        });
     }
     SECTION("small") {
         for (const std::size_t n : {std::size_t{1}, std::size_t{1000}, populated_size / 4 - 1}) {
@@ -313,13 +324,7 @@ TEST_CASE("huge_page_allocator, array_fill::little: room reserved ahead of use f
     using little_vector = std::vector<int, huge_page_allocator<int, array_fill::little>>;
     SECTION("from 64 KiB to 2 MiB: page-aligned, nothing resident before the first write") {
         huge_page_allocator<int, array_fill::little> alloc;
-        for (const std::size_t n : {populated_size / sizeof(int), std::size_t{100'000},
-                                    huge_page_size / sizeof(int) - 1}) {
-            INFO("n " << n);
-            int* p = alloc.allocate(n);
-            REQUIRE(p != nullptr);
-            CHECK(address(p) % page_size() == 0);
-            const std::size_t whole = n * sizeof(int) / page_size() * page_size();
+        for_mapped_sizes(alloc, [](int* p, std::size_t n, std::size_t whole) {
             CHECK(resident_pages(p, whole) == 0);
             // One page written, one page resident (where THP is "always",
             // a fault could bring in a huge page: not this test's matter).
@@ -328,9 +333,7 @@ TEST_CASE("huge_page_allocator, array_fill::little: room reserved ahead of use f
             CHECK(resident_pages(p, whole) == 1);
             p[n - 1] = 2;
             CHECK(p[0] == 1);
-            alloc.deallocate(p, n);
-            CHECK_FALSE(mapped(p, whole));
-        }
+        });
     }
     SECTION("the deadline heap's use: reserve for every id, fill a few") {
         little_vector v;
