@@ -322,6 +322,23 @@ bool our_request_header(const model_engine& e, bytes request, std::uint16_t sequ
            (!check_identifier || be16(request, 4) == e.raw_identifier);
 }
 
+// On raw IPv4 sockets a packet starts with its IP header, whose source is
+// the one the engine reads (the kernel fills msg_name from it, so they
+// differ only in a forged delivery): that source and the header's size,
+// from the bytes; nullopt if there is no whole header.
+struct ipv4_prefix {
+    ip_address source;
+    std::size_t size;
+};
+std::optional<ipv4_prefix> raw_ipv4_header(bytes data) {
+    if (data.size() < ipv4_min_header_size || u8(data[0]) >> 4 != 4)
+        return std::nullopt;
+    const std::size_t ip_size = std::size_t{u8(data[0]) & 0x0fU} * 4;
+    if (ip_size < ipv4_min_header_size || data.size() < ip_size)
+        return std::nullopt;
+    return ipv4_prefix{ip_address::from_v4(be32(data, 12)), ip_size};
+}
+
 // The safety property, decided from the bytes alone (not from what the
 // parser made of them): is `d` a genuine answer to slot k's ping in flight?
 // `m` (the parse) is only used to learn where an ICMP error's quote was cut,
@@ -342,15 +359,13 @@ bool genuine_for(const model_engine& e, const delivery& d, std::uint32_t k, cons
     ip_address source = d.peer;
     std::size_t full = d.full_length;
     if (e.raw && e.family == ip_family::v4) {
-        if (data.size() < ipv4_min_header_size || u8(data[0]) >> 4 != 4)
+        const std::optional<ipv4_prefix> header = raw_ipv4_header(data);
+        if (!header)
             return false;
-        const std::size_t ip_size = std::size_t{u8(data[0]) & 0x0fU} * 4;
-        if (ip_size < ipv4_min_header_size || data.size() < ip_size)
-            return false;
-        source = ip_address::from_v4(be32(data, 12));
-        data = data.subspan(ip_size);
+        source = header->source;
+        data = data.subspan(header->size);
         if (full != unknown_length)
-            full = full >= ip_size ? full - ip_size : 0;
+            full = full >= header->size ? full - header->size : 0;
     }
     if (data.size() < icmp_header_size)
         return false;
@@ -698,12 +713,16 @@ void deliver(model_engine& e, const std::optional<delivery>& packet) {
         violation(e, d, o, "an invalid packet names a slot");
     // A duplicate or late answer may name the slot of the ended ping it
     // answers (for its RTT): never one in flight, never another host's.
-    // The host it answers for: an echo reply's source, an ICMP error's
-    // quoted destination (its source is the router that sent it), or the
-    // error queue's original destination (msg_name).
-    const ip_address answered = o.is_error && !d.errqueue && o.message.quoted_destination
-                                    ? *o.message.quoted_destination
-                                    : d.peer;
+    // The host it answers for: an echo reply's source (on raw IPv4 sockets
+    // the IP header's, as in genuine_for), an ICMP error's quoted
+    // destination (its source is the router that sent it), or the error
+    // queue's original destination (msg_name).
+    ip_address answered = d.peer;
+    if (o.is_error && !d.errqueue && o.message.quoted_destination)
+        answered = *o.message.quoted_destination;
+    else if (!d.errqueue && e.raw && e.family == ip_family::v4)
+        if (const std::optional<ipv4_prefix> header = raw_ipv4_header(d.data))
+            answered = header->source;
     if ((v.what == verdict_kind::duplicate || v.what == verdict_kind::late) && v.slot != no_slot &&
         (v.slot >= e.slots.size() || e.slots[v.slot].state == slot_state::in_flight ||
          !same_host_spec(e.slots[v.slot].target, answered)))
